@@ -1,0 +1,38 @@
+//! The library behind `cargo xtask`: one module per subcommand, plus the cross-cutting pieces
+//! (config, AWS access, Docker, archives, output, the local stack). `main.rs` parses the command
+//! line and dispatches here; the integration tests in `tests/it` drive the same code.
+
+pub mod archive;
+pub mod aws;
+pub mod bench;
+pub mod ci;
+pub mod config;
+pub mod deploy;
+pub mod destroy;
+pub mod docker;
+pub mod gitflow;
+pub mod image;
+pub mod lint;
+pub mod local;
+pub mod output;
+pub mod package;
+pub mod plan;
+pub mod project;
+pub mod push;
+pub mod release;
+pub mod rollback;
+pub mod status;
+pub mod test;
+pub mod tidy;
+pub mod venv;
+pub mod verify_release;
+
+use std::path::PathBuf;
+
+use crate::output::Printer;
+
+/// What every subcommand receives: the project root and the printer.
+pub struct Ctx {
+    pub root: PathBuf,
+    pub printer: Printer,
+}

@@ -1,0 +1,13 @@
+//! `cargo xtask rollback`: not built yet (skeleton).
+
+use anyhow::{Result, bail};
+
+use crate::Ctx;
+
+/// Arguments of `cargo xtask rollback`.
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub async fn run(_ctx: &Ctx, _args: Args) -> Result<()> {
+    bail!("`cargo xtask rollback` is not built yet")
+}

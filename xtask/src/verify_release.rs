@@ -1,0 +1,13 @@
+//! `cargo xtask verify-release`: not built yet (skeleton).
+
+use anyhow::{Result, bail};
+
+use crate::Ctx;
+
+/// Arguments of `cargo xtask verify-release`.
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub async fn run(_ctx: &Ctx, _args: Args) -> Result<()> {
+    bail!("`cargo xtask verify-release` is not built yet")
+}
