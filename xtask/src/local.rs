@@ -1,4 +1,7 @@
-//! `cargo xtask local`: not built yet (skeleton).
+//! `cargo xtask local`: not built yet (skeleton). Holds the pieces of the local stack.
+
+pub mod daemon;
+pub mod moto;
 
 use anyhow::{Result, bail};
 

@@ -1,0 +1,130 @@
+//! The steps of a plan that are not stacks: checks between and after the stacks.
+//!
+//! Each returns a short status word, its outputs, and an optional note for the summary.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_sdk_kms::error::ProvideErrorMetadata;
+
+use crate::aws::error_text;
+use crate::engine::executor::Env;
+use crate::engine::{Action, Outputs, Plan, Step};
+use crate::http;
+use crate::output::Progress;
+
+pub type ActionOutcome = (String, BTreeMap<String, String>, Option<String>);
+
+pub async fn run(
+    action: &Action,
+    step: &Step,
+    plan: &Plan,
+    env: &Env,
+    outputs: &Outputs,
+    progress: &Progress,
+) -> Result<ActionOutcome> {
+    match action {
+        Action::CheckReplica { key_arn } => check_replica(step, env, &key_arn.resolve(plan, outputs)?).await,
+        Action::WaitService { cluster, service } => {
+            wait_service(step, env, &cluster.resolve(plan, outputs)?, &service.resolve(plan, outputs)?, progress).await
+        }
+        Action::CheckSite { dns_name } => check_site(env, &dns_name.resolve(plan, outputs)?, progress).await,
+    }
+}
+
+/// A multi-Region key's replica keeps the primary's id, so its ARN in this region is known; this
+/// checks that the key really is there and enabled.
+async fn check_replica(step: &Step, env: &Env, key_arn: &str) -> Result<ActionOutcome> {
+    let kms = env.aws.kms(&step.account, &step.region).await?;
+    let outputs = BTreeMap::from([("KeyArn".to_string(), key_arn.to_string())]);
+    match kms.describe_key().key_id(key_arn).send().await {
+        Ok(reply) => {
+            let state = reply.key_metadata().and_then(|key| key.key_state()).map(|state| state.as_str().to_string());
+            match state.as_deref() {
+                Some("Enabled") => Ok(("ENABLED".into(), outputs, None)),
+                other => {
+                    bail!("the key replica {key_arn} is {} instead of Enabled", other.unwrap_or("in an unknown state"))
+                }
+            }
+        }
+        Err(error) if env.aws.is_local() && error.code() == Some("NotFoundException") => Ok((
+            "EMULATOR_GAP".into(),
+            outputs,
+            Some(format!(
+                "the emulator's CloudFormation skips AWS::KMS::ReplicaKey, so no replica exists in {}; artifacts there name the derived ARN {key_arn} (on AWS this check fails instead)",
+                step.region
+            )),
+        )),
+        Err(error) => Err(anyhow!(error_text(&error))).with_context(|| {
+            format!("the replica {key_arn} of the multi-Region key is missing or unreadable in {}", step.region)
+        }),
+    }
+}
+
+/// Waits until the service runs as many tasks as it wants, with no deployment in flight.
+async fn wait_service(
+    step: &Step,
+    env: &Env,
+    cluster: &str,
+    service: &str,
+    progress: &Progress,
+) -> Result<ActionOutcome> {
+    let ecs = env.aws.ecs(&step.account, &step.region).await?;
+    let deadline = Instant::now() + env.timeout;
+    loop {
+        let reply = ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .map_err(|error| anyhow!(error_text(&error)))
+            .with_context(|| format!("describing service {service} in cluster {cluster}"))?;
+        let Some(found) = reply.services().first() else {
+            bail!("service {service} is not in cluster {cluster}");
+        };
+        let (desired, running) = (found.desired_count(), found.running_count());
+        if running == desired {
+            let outputs = BTreeMap::from([("RunningCount".to_string(), running.to_string())]);
+            return Ok((format!("{running}/{desired} RUNNING"), outputs, None));
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "service {service} runs {running} of {desired} tasks after {} s; its events: `aws ecs describe-services --cluster {cluster} --services {service}`",
+                env.timeout.as_secs()
+            );
+        }
+        progress.update(format!("{running}/{desired} tasks running"));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Fetches `/healthz` through the load balancer. An address that does not resolve or answer from
+/// here (the emulator's load balancers have none) is a note, not a failure; an answer other than
+/// 200 is a failure.
+async fn check_site(env: &Env, dns_name: &str, progress: &Progress) -> Result<ActionOutcome> {
+    let url = format!("http://{dns_name}/healthz");
+    let attempts = if env.aws.is_local() { 1 } else { 30 };
+    let mut last = String::new();
+    for attempt in 0..attempts {
+        let probe = url.clone();
+        let answer = tokio::task::spawn_blocking(move || http::get(&probe, Duration::from_secs(5))).await?;
+        match answer {
+            Ok(response) if response.status == 200 => {
+                let outputs = BTreeMap::from([("Url".to_string(), format!("http://{dns_name}/"))]);
+                return Ok(("HTTP 200".into(), outputs, None));
+            }
+            Ok(response) => last = format!("HTTP {}", response.status),
+            Err(error) => last = format!("{error:#}"),
+        }
+        if attempt + 1 < attempts {
+            progress.update(format!("{url}: {last}; retrying"));
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+    }
+    if last.starts_with("HTTP ") {
+        bail!("{url} answered {last}");
+    }
+    Ok(("UNREACHABLE".into(), BTreeMap::new(), Some(format!("{url} is not reachable from here ({last})"))))
+}

@@ -1,0 +1,202 @@
+//! Runs a plan: every step whose dependencies succeeded, up to `--concurrency` at once, each with
+//! its live progress line. A failed step marks everything that depends on it as skipped;
+//! independent branches (other regions, other accounts) keep going. The result holds one row per
+//! step, with the root cause of each failure.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::aws::Aws;
+use crate::config::Config;
+use crate::engine::stack::{self, Action, Method, ParamValue, StackFailed, StackRequest, Stacks};
+use crate::engine::{Outputs, Param, Plan, StepId, StepKind, actions};
+use crate::output::Printer;
+
+/// What the steps need to run.
+pub struct Env {
+    pub config: Config,
+    pub aws: Aws,
+    pub printer: Printer,
+    pub method: Method,
+    /// How long one stack operation may take.
+    pub timeout: Duration,
+    pub root: PathBuf,
+    /// Template bodies by stack step, prepared (read, expanded, checked) before anything ran.
+    pub bodies: BTreeMap<StepId, String>,
+}
+
+/// One step's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepResult {
+    #[serde(skip)]
+    pub step: StepId,
+    pub id: String,
+    pub action: Action,
+    /// The stack status, or a short word for other steps.
+    pub status: String,
+    /// For a failure: the root cause. Otherwise a note worth reading, if any.
+    pub detail: Option<String>,
+    pub seconds: f64,
+}
+
+/// Runs `plan` and returns one result per step, in plan order.
+pub async fn execute(plan: Arc<Plan>, env: Arc<Env>, concurrency: usize) -> Vec<StepResult> {
+    let count = plan.steps.len();
+    let outputs: Arc<Mutex<Outputs>> = Arc::default();
+    let mut results: Vec<Option<StepResult>> = vec![None; count];
+    let mut started = vec![false; count];
+    let mut running = JoinSet::new();
+    loop {
+        // Mark steps whose dependency failed or was skipped; start the ready ones.
+        for id in 0..count {
+            if started[id] {
+                continue;
+            }
+            let deps = &plan.steps[id].deps;
+            if let Some(blocker) =
+                deps.iter().find(|dep| results[**dep].as_ref().is_some_and(|result| !succeeded(result.action)))
+            {
+                started[id] = true;
+                results[id] = Some(StepResult {
+                    step: id,
+                    id: plan.steps[id].id.clone(),
+                    action: Action::Skipped,
+                    status: "NOT_STARTED".into(),
+                    detail: Some(format!("skipped: {} did not succeed", plan.steps[*blocker].id)),
+                    seconds: 0.0,
+                });
+                continue;
+            }
+            let ready = deps.iter().all(|dep| results[*dep].as_ref().is_some_and(|result| succeeded(result.action)));
+            if ready && running.len() < concurrency.max(1) {
+                started[id] = true;
+                let (plan, env, outputs) = (plan.clone(), env.clone(), outputs.clone());
+                running.spawn(async move { run_step(&plan, &env, &outputs, id).await });
+            }
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let result = match joined {
+            Ok(result) => result,
+            Err(error) => panic!("a deploy step panicked: {error}"),
+        };
+        let id = result.step;
+        results[id] = Some(result);
+    }
+    results.into_iter().map(|result| result.expect("every step ends with a result")).collect()
+}
+
+fn succeeded(action: Action) -> bool {
+    matches!(action, Action::Created | Action::Updated | Action::Unchanged)
+}
+
+async fn run_step(plan: &Plan, env: &Env, outputs: &Mutex<Outputs>, id: StepId) -> StepResult {
+    let step = &plan.steps[id];
+    let clock = Instant::now();
+    let place = format!("{} ({}/{})", step.id, step.account, step.region);
+    let (verb, outcome) = match &step.kind {
+        StepKind::Stack(_) => {
+            let progress = env.printer.progress("Deploying", &place);
+            let outcome = deploy_stack(plan, env, outputs, id, &progress).await;
+            (progress, outcome)
+        }
+        StepKind::Action(action) => {
+            let progress = env.printer.progress("Running", format!("{place}: {}", action.describe()));
+            let snapshot = outputs.lock().expect("outputs").clone();
+            let outcome = actions::run(action, step, plan, env, &snapshot, &progress)
+                .await
+                .map(|(status, values, note)| (Action::Unchanged, status, values, note));
+            (progress, outcome)
+        }
+    };
+    let seconds = clock.elapsed().as_secs_f64();
+    match outcome {
+        Ok((action, status, values, note)) => {
+            outputs.lock().expect("outputs").insert(id, values);
+            let word = match (&step.kind, action) {
+                (StepKind::Action(_), _) => "Done",
+                (_, Action::Created) => "Created",
+                (_, Action::Updated) => "Updated",
+                _ => "Unchanged",
+            };
+            verb.finish(word, format!("{place} in {seconds:.1}s"));
+            if let Some(note) = &note {
+                env.printer.note(note);
+            }
+            StepResult { step: id, id: step.id.clone(), action, status, detail: note, seconds }
+        }
+        Err(error) => {
+            let (status, cause) = match error.downcast_ref::<StackFailed>() {
+                Some(failed) => (failed.status.clone(), failed.root_cause.clone()),
+                None => ("FAILED".to_string(), format!("{error:#}")),
+            };
+            verb.fail(format!("{place}: {cause}"));
+            StepResult { step: id, id: step.id.clone(), action: Action::Failed, status, detail: Some(cause), seconds }
+        }
+    }
+}
+
+type StepOutcome = Result<(Action, String, BTreeMap<String, String>, Option<String>)>;
+
+async fn deploy_stack(
+    plan: &Plan,
+    env: &Env,
+    outputs: &Mutex<Outputs>,
+    id: StepId,
+    progress: &crate::output::Progress,
+) -> StepOutcome {
+    let step = &plan.steps[id];
+    let StepKind::Stack(stack_step) = &step.kind else { unreachable!("deploy_stack runs stack steps") };
+    let request = {
+        let snapshot = outputs.lock().expect("outputs").clone();
+        request(plan, env, &snapshot, id)?
+    };
+    let client = env.aws.cloudformation(&step.account, &step.region).await?;
+    let stacks = Stacks::new(client, env.timeout);
+    let deployed = stacks
+        .deploy(&request, env.method, progress)
+        .await
+        .with_context(|| format!("deploying {} to {}/{}", stack_step.name, step.account, step.region))?;
+    Ok((deployed.action, deployed.status, deployed.outputs, deployed.note))
+}
+
+/// The fully resolved request of stack step `id`, given the outputs so far.
+pub fn request(plan: &Plan, env: &Env, outputs: &Outputs, id: StepId) -> Result<StackRequest> {
+    let step = &plan.steps[id];
+    let StepKind::Stack(stack_step) = &step.kind else { anyhow::bail!("step {} is not a stack", step.id) };
+    let parameters = stack_step
+        .parameters
+        .iter()
+        .map(|(name, param)| {
+            let value =
+                param.resolve(plan, outputs).with_context(|| format!("parameter {name} of {}", stack_step.name))?;
+            Ok((
+                name.clone(),
+                match param {
+                    Param::KeepPrevious(_) => ParamValue::KeepPrevious(value),
+                    _ => ParamValue::Value(value),
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(StackRequest {
+        name: stack_step.name.clone(),
+        template_body: env.bodies.get(&id).cloned().with_context(|| format!("no template prepared for {}", step.id))?,
+        parameters,
+        tags: stack_tags(&env.config),
+    })
+}
+
+/// Tags on every stack (CloudFormation copies them to the resources that take tags).
+pub fn stack_tags(config: &Config) -> Vec<(String, String)> {
+    vec![("gbg:app".to_string(), config.app.clone()), ("gbg:managed-by".to_string(), "cargo-xtask".to_string())]
+}
+
+pub use stack::HASH_TAG;

@@ -1,0 +1,412 @@
+//! The pattern's plan: which stack goes to which account and region, in which order, with which
+//! parameters, for any number of workloads. This is the one place that knows how the templates
+//! fit together (the contract in ARCHITECTURE.md).
+//!
+//! Names that cross accounts or regions are derived from the config (`config.rs`), so a stack
+//! never waits on another account just to learn a name; values that must be read back (the key's
+//! id, subnets, listeners) flow from a step's outputs into later steps' parameters.
+
+use std::path::PathBuf;
+
+use crate::config::{Config, SourceProvider, key_arn};
+use crate::engine::{Action, Expansion, Param, Plan, StackStep, Step, StepId, StepKind};
+
+/// Where the service's first image comes from.
+#[derive(Clone, Debug)]
+pub enum ImageSource {
+    /// An image reference used as is in every workload (`<registry>/<repo>@sha256:...`).
+    Given(String),
+}
+
+/// What the plan needs beyond the config.
+#[derive(Clone, Debug)]
+pub struct Inputs {
+    pub image: ImageSource,
+}
+
+/// Steps of the plan worth finding again by role.
+#[derive(Clone, Debug, Default)]
+pub struct Index {
+    pub key: StepId,
+    /// Per region of `config.regions()`: the step whose `KeyArn` output is that region's key ARN.
+    pub key_arn_by_region: Vec<(String, StepId)>,
+    pub artifacts: Vec<(String, StepId)>,
+    pub pipeline: StepId,
+    /// Per workload, in config order.
+    pub workloads: Vec<WorkloadSteps>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct WorkloadSteps {
+    pub network: StepId,
+    pub alb: StepId,
+    pub ecr: StepId,
+    pub service: StepId,
+    pub release: StepId,
+}
+
+/// Builds the whole plan for `config`.
+pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
+    let mut plan = Plan::default();
+    let mut index = Index::default();
+    let tools = &config.tools;
+    let regions = config.regions();
+
+    // The tools account's key, its replicas and a bucket in every region.
+    let usage_roles = Param::List(
+        [config.build_role_name(), config.pipeline_role_name(), config.gitflow_role_name()]
+            .iter()
+            .map(|name| Param::value(config.tools_role_arn(name)))
+            .collect(),
+    );
+    let workload_roots = {
+        let mut accounts: Vec<&str> = config.workloads.iter().map(|workload| workload.account.as_str()).collect();
+        accounts.dedup();
+        accounts.sort();
+        accounts.dedup();
+        Param::List(accounts.iter().map(|account| Param::value(format!("arn:aws:iam::{account}:root"))).collect())
+    };
+    let workload_roles =
+        Param::List(config.workloads.iter().map(|workload| Param::value(config.release_role_arn(workload))).collect());
+    let key_policy = |mut parameters: Vec<(String, Param)>| {
+        parameters.push(("KeyAlias".into(), Param::value(config.key_alias())));
+        parameters.push(("UsageRoleArns".into(), usage_roles.clone()));
+        parameters.push(("WorkloadRootArns".into(), workload_roots.clone()));
+        parameters.push(("WorkloadRoleArns".into(), workload_roles.clone()));
+        parameters
+    };
+    index.key = plan.add(stack_step(
+        config,
+        &tools.region,
+        "key",
+        "cfn/tools/key.yaml",
+        &tools.account,
+        &tools.region,
+        vec![],
+        key_policy(vec![]),
+    ));
+    for region in &regions {
+        if *region == tools.region {
+            index.key_arn_by_region.push((region.clone(), index.key));
+            continue;
+        }
+        let replica = plan.add(stack_step(
+            config,
+            region,
+            "key-replica",
+            "cfn/tools/key-replica.yaml",
+            &tools.account,
+            region,
+            vec![index.key],
+            key_policy(vec![("PrimaryKeyArn".into(), Param::output(index.key, "KeyArn"))]),
+        ));
+        let derived = Param::Format {
+            pattern: key_arn(&tools.account, region, "{}"),
+            args: vec![Param::output(index.key, "KeyId")],
+        };
+        let check = plan.add(Step {
+            id: format!("key-replica-check@{region}"),
+            account: tools.account.clone(),
+            region: region.clone(),
+            deps: vec![index.key, replica],
+            kind: StepKind::Action(Action::CheckReplica { key_arn: derived }),
+        });
+        index.key_arn_by_region.push((region.clone(), check));
+    }
+    let key_arn_in = |region: &str| -> (StepId, Param) {
+        let step = index.key_arn_by_region.iter().find(|(name, _)| name == region).expect("every region has a key").1;
+        (step, Param::output(step, "KeyArn"))
+    };
+    let writer_roles = Param::List(
+        [config.build_role_name(), config.pipeline_role_name()]
+            .iter()
+            .map(|name| Param::value(config.tools_role_arn(name)))
+            .collect(),
+    );
+    for region in &regions {
+        let (key_step, key) = key_arn_in(region);
+        let artifacts = plan.add(stack_step(
+            config,
+            region,
+            "artifacts",
+            "cfn/tools/artifacts.yaml",
+            &tools.account,
+            region,
+            vec![key_step],
+            vec![
+                ("BucketName".into(), Param::value(config.bucket_name(region))),
+                ("LogBucketName".into(), Param::value(config.log_bucket_name(region))),
+                ("KeyArn".into(), key),
+                ("WorkloadRootArns".into(), workload_roots.clone()),
+                ("WorkloadRoleArns".into(), workload_roles.clone()),
+                ("WriterRoleArns".into(), writer_roles.clone()),
+            ],
+        ));
+        index.artifacts.push((region.clone(), artifacts));
+    }
+
+    // Each workload: network, load balancer, registry, service, release wiring.
+    for workload in &config.workloads {
+        let (account, region) = (&workload.account, &workload.region);
+        let network = plan.add(stack_step(
+            config,
+            &workload.name,
+            "network",
+            "cfn/workload/network.yaml",
+            account,
+            region,
+            vec![],
+            vec![],
+        ));
+        let alb = plan.add(stack_step(
+            config,
+            &workload.name,
+            "alb",
+            "cfn/workload/alb.yaml",
+            account,
+            region,
+            vec![network],
+            vec![
+                ("VpcId".into(), Param::output(network, "VpcId")),
+                ("VpcCidr".into(), Param::output(network, "VpcCidr")),
+                ("PublicSubnet1".into(), Param::output(network, "PublicSubnet1")),
+                ("PublicSubnet2".into(), Param::output(network, "PublicSubnet2")),
+                ("ContainerPort".into(), Param::value(config.service.container_port.to_string())),
+                ("LoadBalancerName".into(), Param::value(&config.app)),
+                ("BlueTargetGroupName".into(), Param::value(format!("{}-blue", config.app))),
+                ("GreenTargetGroupName".into(), Param::value(format!("{}-green", config.app))),
+                ("HealthCheckPath".into(), Param::value("/healthz")),
+            ],
+        ));
+        let ecr = plan.add(stack_step(
+            config,
+            &workload.name,
+            "ecr",
+            "cfn/workload/ecr.yaml",
+            account,
+            region,
+            vec![],
+            vec![
+                ("RepositoryName".into(), Param::value(&config.app)),
+                ("ToolsAccountId".into(), Param::value(&tools.account)),
+                ("BuildRoleArn".into(), Param::value(config.tools_role_arn(&config.build_role_name()))),
+            ],
+        ));
+        let image = match &inputs.image {
+            ImageSource::Given(reference) => Param::value(reference),
+        };
+        let service = plan.add(stack_step(
+            config,
+            &workload.name,
+            "service",
+            "cfn/workload/service.yaml",
+            account,
+            region,
+            vec![network, alb, ecr],
+            vec![
+                ("ClusterName".into(), Param::value(&config.app)),
+                ("ServiceName".into(), Param::value(&config.app)),
+                ("ContainerName".into(), Param::value(&config.app)),
+                ("ContainerPort".into(), Param::value(config.service.container_port.to_string())),
+                // The service belongs to CodeDeploy once created: CloudFormation cannot change the
+                // task definition of a CODE_DEPLOY service, so later deploys keep the first image.
+                ("ImageUri".into(), Param::KeepPrevious(Box::new(image))),
+                ("DesiredCount".into(), Param::value(config.service.desired_count.to_string())),
+                ("Cpu".into(), Param::value(config.service.cpu.to_string())),
+                ("Memory".into(), Param::value(config.service.memory.to_string())),
+                ("LogRetentionDays".into(), Param::value(config.service.log_retention_days.to_string())),
+                ("VpcId".into(), Param::output(network, "VpcId")),
+                ("PrivateSubnet1".into(), Param::output(network, "PrivateSubnet1")),
+                ("PrivateSubnet2".into(), Param::output(network, "PrivateSubnet2")),
+                ("LoadBalancerSecurityGroup".into(), Param::output(alb, "LoadBalancerSecurityGroup")),
+                ("BlueTargetGroupArn".into(), Param::output(alb, "BlueTargetGroupArn")),
+                ("RepositoryArn".into(), Param::output(ecr, "RepositoryArn")),
+            ],
+        ));
+        let (_, workload_key) = key_arn_in(region);
+        let release = plan.add(stack_step(
+            config,
+            &workload.name,
+            "release",
+            "cfn/workload/release.yaml",
+            account,
+            region,
+            [vec![service, alb], workload_key.sources()].concat(),
+            vec![
+                ("ApplicationName".into(), Param::value(&config.app)),
+                ("DeploymentGroupName".into(), Param::value(&config.app)),
+                ("ClusterName".into(), Param::output(service, "ClusterName")),
+                ("ServiceName".into(), Param::output(service, "ServiceName")),
+                ("ProdListenerArn".into(), Param::output(alb, "ProdListenerArn")),
+                ("TestListenerArn".into(), Param::output(alb, "TestListenerArn")),
+                ("BlueTargetGroupName".into(), Param::value(format!("{}-blue", config.app))),
+                ("GreenTargetGroupName".into(), Param::value(format!("{}-green", config.app))),
+                ("LoadBalancerFullName".into(), Param::output(alb, "LoadBalancerFullName")),
+                ("DeploymentConfigName".into(), Param::value(&config.release.deployment_config)),
+                ("TerminationWaitMinutes".into(), Param::value(config.release.termination_wait_minutes.to_string())),
+                ("ReleaseRoleName".into(), Param::value(config.release_role_name(workload))),
+                ("ToolsAccountId".into(), Param::value(&tools.account)),
+                ("PipelineRoleArn".into(), Param::value(config.tools_role_arn(&config.pipeline_role_name()))),
+                ("ArtifactBucketName".into(), Param::value(config.bucket_name(region))),
+                ("ArtifactKeyArn".into(), workload_key),
+                ("ExecutionRoleArn".into(), Param::output(service, "ExecutionRoleArn")),
+                ("TaskRoleArn".into(), Param::output(service, "TaskRoleArn")),
+            ],
+        ));
+        let wait = plan.add(Step {
+            id: format!("service-ready@{}", workload.name),
+            account: account.clone(),
+            region: region.clone(),
+            deps: vec![service],
+            kind: StepKind::Action(Action::WaitService {
+                cluster: Param::output(service, "ClusterName"),
+                service: Param::output(service, "ServiceName"),
+            }),
+        });
+        plan.add(Step {
+            id: format!("site-check@{}", workload.name),
+            account: account.clone(),
+            region: region.clone(),
+            deps: vec![wait, alb],
+            kind: StepKind::Action(Action::CheckSite { dns_name: Param::output(alb, "LoadBalancerDns") }),
+        });
+        index.workloads.push(WorkloadSteps { network, alb, ecr, service, release });
+    }
+
+    // The tools account's source, build and pipeline.
+    let source = plan.add(stack_step(
+        config,
+        &tools.region,
+        "source",
+        "cfn/tools/source.yaml",
+        &tools.account,
+        &tools.region,
+        vec![],
+        vec![
+            ("RepositoryName".into(), Param::value(&config.source.repository)),
+            (
+                "Provider".into(),
+                Param::value(match config.source.provider {
+                    SourceProvider::CodeCommit => "CodeCommit",
+                    SourceProvider::CodeConnections => "CodeConnections",
+                }),
+            ),
+            ("ConnectionArn".into(), Param::value(config.source.connection_arn.clone().unwrap_or_default())),
+            ("FullRepositoryId".into(), Param::value(config.source.full_repository_id.clone().unwrap_or_default())),
+        ],
+    ));
+    let key_arns: Vec<Param> = regions.iter().map(|region| key_arn_in(region).1).collect();
+    let key_steps: Vec<StepId> = index.key_arn_by_region.iter().map(|(_, step)| *step).collect();
+    let bucket_arns = Param::List(
+        regions.iter().map(|region| Param::value(format!("arn:aws:s3:::{}", config.bucket_name(region)))).collect(),
+    );
+    let ecr_arns = Param::List(
+        config
+            .workloads
+            .iter()
+            .map(|workload| {
+                Param::value(format!("arn:aws:ecr:{}:{}:repository/{}", workload.region, workload.account, config.app))
+            })
+            .collect(),
+    );
+    let build = plan.add(stack_step(
+        config,
+        &tools.region,
+        "build",
+        "cfn/tools/build.yaml",
+        &tools.account,
+        &tools.region,
+        [key_steps.clone(), vec![source]].concat(),
+        vec![
+            ("ProjectName".into(), Param::value(config.build_role_name())),
+            ("ValidateProjectName".into(), Param::value(format!("{}-validate", config.app))),
+            ("BuildRoleName".into(), Param::value(config.build_role_name())),
+            ("KeyArn".into(), Param::output(index.key, "KeyArn")),
+            ("KeyArns".into(), Param::List(key_arns.clone())),
+            ("ArtifactBucket".into(), Param::value(config.bucket_name(&tools.region))),
+            ("ArtifactBucketArns".into(), bucket_arns),
+            ("RepositoryName".into(), Param::value(&config.source.repository)),
+            ("EcrRepositoryArns".into(), ecr_arns),
+            ("WorkloadRootArns".into(), workload_roots.clone()),
+        ],
+    ));
+    let mut pipeline_parameters = vec![
+        ("PipelineName".to_string(), Param::value(&config.app)),
+        ("PipelineRoleName".into(), Param::value(config.pipeline_role_name())),
+        ("RepositoryName".into(), Param::value(&config.source.repository)),
+        ("BranchName".into(), Param::value(&config.gitflow.main_branch)),
+        ("BuildProjectName".into(), Param::value(config.build_role_name())),
+    ];
+    for (number, region) in regions.iter().enumerate() {
+        let number = number + 1;
+        pipeline_parameters.push((format!("Region{number}Name"), Param::value(region)));
+        pipeline_parameters.push((format!("Region{number}Bucket"), Param::value(config.bucket_name(region))));
+        pipeline_parameters.push((format!("Region{number}KeyArn"), key_arn_in(region).1));
+    }
+    for (number, workload) in config.workloads.iter().enumerate() {
+        let number = number + 1;
+        pipeline_parameters.push((format!("Workload{number}Name"), Param::value(&workload.name)));
+        pipeline_parameters.push((format!("Workload{number}Region"), Param::value(&workload.region)));
+        pipeline_parameters.push((format!("Workload{number}RoleArn"), Param::value(config.release_role_arn(workload))));
+        pipeline_parameters.push((format!("Workload{number}Application"), Param::value(&config.app)));
+        pipeline_parameters.push((format!("Workload{number}DeploymentGroup"), Param::value(&config.app)));
+    }
+    let expansion = Expansion {
+        regions: regions.len(),
+        waves: config
+            .waves()
+            .iter()
+            .map(|(_, members)| {
+                members
+                    .iter()
+                    .map(|member| {
+                        config.workloads.iter().position(|workload| workload.name == member.name).unwrap_or(0) + 1
+                    })
+                    .collect()
+            })
+            .collect(),
+    };
+    let mut pipeline_deps = [key_steps, vec![source, build]].concat();
+    pipeline_deps.extend(index.artifacts.iter().map(|(_, step)| *step));
+    pipeline_deps.extend(index.workloads.iter().map(|steps| steps.release));
+    let mut pipeline_step = stack_step(
+        config,
+        &tools.region,
+        "pipeline",
+        "cfn/tools/pipeline.yaml",
+        &tools.account,
+        &tools.region,
+        pipeline_deps,
+        pipeline_parameters,
+    );
+    if let StepKind::Stack(stack) = &mut pipeline_step.kind {
+        stack.expansion = Some(expansion);
+    }
+    index.pipeline = plan.add(pipeline_step);
+    (plan, index)
+}
+
+/// A stack step; its id is `<stack name>@<at>` where `at` is the workload or the region.
+#[allow(clippy::too_many_arguments)]
+fn stack_step(
+    config: &Config,
+    at: &str,
+    stack: &str,
+    template: &str,
+    account: &str,
+    region: &str,
+    deps: Vec<StepId>,
+    parameters: Vec<(String, Param)>,
+) -> Step {
+    let name = config.stack_name(stack);
+    let mut deps = deps;
+    deps.sort();
+    deps.dedup();
+    Step {
+        id: format!("{name}@{at}"),
+        account: account.to_string(),
+        region: region.to_string(),
+        deps,
+        kind: StepKind::Stack(StackStep { name, template: PathBuf::from(template), expansion: None, parameters }),
+    }
+}
