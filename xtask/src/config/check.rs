@@ -88,7 +88,7 @@ pub fn read(path: &Path, text: &str) -> Result<Config, Invalid> {
 
 /// A TOML syntax error: one problem, with a hint for the usual mistakes.
 fn syntax_problem(text: &str, offset: usize, message: &str) -> Problem {
-    let token: String = text[offset.min(text.len())..].chars().take_while(|c| !c.is_whitespace()).collect();
+    let token: String = text.get(offset..).unwrap_or("").chars().take_while(|c| !c.is_whitespace()).collect();
     let help = if message.contains("duplicate key") {
         let key = token.trim_matches(|c| c == '[' || c == ']');
         if key == "workloads" {
@@ -96,7 +96,7 @@ fn syntax_problem(text: &str, offset: usize, message: &str) -> Problem {
         } else {
             let first =
                 first_line_of(text, key, offset).map(|line| format!(" (first on line {line})")).unwrap_or_default();
-            if text[..offset.min(text.len())].trim_end_matches(' ').ends_with('[') {
+            if before(text, offset).trim_end_matches(' ').ends_with('[') {
                 format!("[{key}] appears twice{first}; merge the two sections into one")
             } else {
                 format!("`{key}` is set twice in the same table{first}; keep one")
@@ -117,7 +117,7 @@ fn syntax_problem(text: &str, offset: usize, message: &str) -> Problem {
 
 /// The line of the first `key = ...` or `[key]` before `offset`, for duplicate-key messages.
 fn first_line_of(text: &str, key: &str, offset: usize) -> Option<usize> {
-    text[..offset.min(text.len())]
+    before(text, offset)
         .lines()
         .position(|line| {
             let line = line.trim_start();
@@ -129,10 +129,19 @@ fn first_line_of(text: &str, key: &str, offset: usize) -> Option<usize> {
         .map(|index| index + 1)
 }
 
+/// The text before `offset`, which may lie past the end or inside a character (parser spans
+/// of errors are not promised to fall on character boundaries).
+fn before(text: &str, offset: usize) -> &str {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    &text[..offset]
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 fn position(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
+    let before = before(text, offset);
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |index| index + 1);
     (line, before[line_start..].chars().count() + 1)
@@ -214,7 +223,7 @@ impl<'t> Reader<'t> {
     /// The source text of an item, shortened for a message.
     fn excerpt(&self, item: &Item) -> String {
         let Some(span) = item.span() else { return String::new() };
-        let raw = self.text[span].trim();
+        let raw = self.text.get(span).unwrap_or("").trim();
         let short: String = raw.chars().take(40).collect();
         if short.len() < raw.len() { format!(" `{short}...`") } else { format!(" `{short}`") }
     }
