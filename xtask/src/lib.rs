@@ -7,6 +7,7 @@ pub mod aws;
 pub mod bench;
 pub mod ci;
 pub mod config;
+pub mod config_check;
 pub mod deploy;
 pub mod destroy;
 pub mod docker;

@@ -62,6 +62,8 @@ enum Command {
     Ci(ci::Args),
     /// Set up the source repository's branches for the gitflow.
     Gitflow(gitflow::Args),
+    /// Validate deploy.toml and show the topology it resolves to.
+    Config(config_check::Args),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +84,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(dispatch(&ctx, cli.command));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // An invalid config file: every problem with its line, then exit 2.
+        Err(error) if error.is::<config::Invalid>() => {
+            if let Some(invalid) = error.downcast_ref::<config::Invalid>() {
+                invalid.report(&ctx.printer);
+            }
+            ExitCode::from(config::Invalid::EXIT_CODE)
+        }
         Err(error) => match error.downcast_ref::<Exit>() {
             Some(Exit(code)) => ExitCode::from(*code),
             None => {
@@ -115,5 +124,6 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Rollback(args) => rollback::run(ctx, args).await,
         Command::Ci(args) => ci::run(ctx, args).await,
         Command::Gitflow(args) => gitflow::run(ctx, args).await,
+        Command::Config(args) => config_check::run(ctx, args).await,
     }
 }

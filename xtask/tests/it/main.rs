@@ -2,5 +2,6 @@
 //! what they need themselves (the emulator on a free port, local registries) and use the real
 //! Docker engine; a missing prerequisite fails the test with the command that installs it.
 
+mod config;
 mod stack;
 mod support;
