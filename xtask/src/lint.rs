@@ -165,7 +165,8 @@ pub fn lint(ctx: &Ctx, args: &Args) -> Result<Report> {
     for file in &files {
         match Template::load(file) {
             Ok(template) => templates.push(template),
-            Err(error) => errors.push(format!("{error:#}")),
+            // Name the file as the findings do: relative to the project root.
+            Err(error) => errors.push(format!("{error:#}").replace(&format!("{}/", root.display()), "")),
         }
     }
     if !errors.is_empty() {
@@ -188,9 +189,12 @@ pub fn lint(ctx: &Ctx, args: &Args) -> Result<Report> {
     }
 
     let selected = |linter: Linter| args.only.is_empty() || args.only.contains(&linter);
-    let mut linters: BTreeMap<Linter, Status> =
-        Linter::ALL.into_iter().map(|linter| (linter, if selected(linter) { Status::Ran } else { Status::NotSelected })).collect();
-    let venv = if selected(Linter::CfnLint) || selected(Linter::Checkov) { Some(Venv::ensure(&ctx.printer)?) } else { None };
+    let mut linters: BTreeMap<Linter, Status> = Linter::ALL
+        .into_iter()
+        .map(|linter| (linter, if selected(linter) { Status::Ran } else { Status::NotSelected }))
+        .collect();
+    let venv =
+        if selected(Linter::CfnLint) || selected(Linter::Checkov) { Some(Venv::ensure(&ctx.printer)?) } else { None };
     let nag = if selected(Linter::CfnNag) { cfn_nag::find() } else { None };
     if selected(Linter::CfnNag) && nag.is_none() {
         linters.insert(Linter::CfnNag, Status::Absent);
@@ -237,8 +241,11 @@ pub fn lint(ctx: &Ctx, args: &Args) -> Result<Report> {
 
     let mut findings: Vec<Finding> = external.into_iter().map(|finding| relative(root, finding)).collect();
     if let Some(report) = checkov_report {
-        let skipped: BTreeSet<(String, String, String)> =
-            report.skipped.into_iter().map(|(file, resource, check)| (display(root, Path::new(&file)), resource, check)).collect();
+        let skipped: BTreeSet<(String, String, String)> = report
+            .skipped
+            .into_iter()
+            .map(|(file, resource, check)| (display(root, Path::new(&file)), resource, check))
+            .collect();
         for template in &templates {
             findings.extend(stale_suppressions(template, &display(root, &template.path), &skipped));
         }
@@ -251,7 +258,11 @@ pub fn lint(ctx: &Ctx, args: &Args) -> Result<Report> {
     }
     findings.sort();
     findings.dedup();
-    Ok(Report { templates: templates.iter().map(|template| display(root, &template.path)).collect(), linters, findings })
+    Ok(Report {
+        templates: templates.iter().map(|template| display(root, &template.path)).collect(),
+        linters,
+        findings,
+    })
 }
 
 fn linter_name(linter: Linter) -> &'static str {
@@ -312,10 +323,13 @@ fn stale_suppressions(template: &Template, file: &str, skipped: &BTreeSet<(Strin
             if !skipped.contains(&(file.to_string(), format!("{kind}.{id}"), check.to_string())) {
                 findings.push(Finding {
                     file: file.to_string(),
-                    line: template.line(&format!("/Resources/{}/Metadata/checkov/skip/{index}", template::pointer_segment(id))),
+                    line: template
+                        .line(&format!("/Resources/{}/Metadata/checkov/skip/{index}", template::pointer_segment(id))),
                     tool: rules::TOOL.to_string(),
                     rule: "stale-suppression".into(),
-                    message: format!("{id} suppresses checkov {check}, which checkov does not run on it: remove the suppression"),
+                    message: format!(
+                        "{id} suppresses checkov {check}, which checkov does not run on it: remove the suppression"
+                    ),
                 });
             }
         }

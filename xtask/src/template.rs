@@ -55,8 +55,7 @@ impl Parameter {
 impl Template {
     /// Reads and parses the template at `path`. Errors name the file and, for YAML errors, the line.
     pub fn load(path: &Path) -> Result<Template> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading the template {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading the template {}", path.display()))?;
         Template::parse(path, &text)
     }
 
@@ -125,12 +124,21 @@ impl Template {
 
     /// The names of the outputs, sorted.
     pub fn outputs(&self) -> Vec<String> {
-        self.body.get("Outputs").and_then(Value::as_object).map(|outputs| outputs.keys().cloned().collect()).unwrap_or_default()
+        self.body
+            .get("Outputs")
+            .and_then(Value::as_object)
+            .map(|outputs| outputs.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The resources: logical id and definition (`Type`, `Properties`, `Metadata`, ...).
     pub fn resources(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.body.get("Resources").and_then(Value::as_object).into_iter().flatten().map(|(id, resource)| (id.as_str(), resource))
+        self.body
+            .get("Resources")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(id, resource)| (id.as_str(), resource))
     }
 
     /// The resources of one type, e.g. `AWS::S3::Bucket`.
@@ -156,7 +164,11 @@ fn yaml_error_text(error: &ScanError) -> String {
 
 /// Escapes one JSON-pointer segment (RFC 6901).
 pub fn pointer_segment(segment: &str) -> Cow<'_, str> {
-    if segment.contains(['~', '/']) { Cow::Owned(segment.replace('~', "~0").replace('/', "~1")) } else { Cow::Borrowed(segment) }
+    if segment.contains(['~', '/']) {
+        Cow::Owned(segment.replace('~', "~0").replace('/', "~1"))
+    } else {
+        Cow::Borrowed(segment)
+    }
 }
 
 // ---- YAML events to long-form JSON ----
@@ -247,17 +259,26 @@ impl Builder {
         self.finish_node(value, frame.anchor, line);
     }
 
-    fn scalar(&mut self, text: Cow<'_, str>, style: ScalarStyle, anchor: usize, tag: Option<Cow<'_, Tag>>, line: usize) {
+    fn scalar(
+        &mut self,
+        text: Cow<'_, str>,
+        style: ScalarStyle,
+        anchor: usize,
+        tag: Option<Cow<'_, Tag>>,
+        line: usize,
+    ) {
         if self.expecting_key() {
             if tag.is_some() {
                 return self.fail(line, format!("mapping key `{text}` has a tag; keys must be plain strings"));
             }
-            let Some(Frame { container: Container::Mapping(map, pending), children, .. }) = self.stack.last_mut() else {
+            let Some(Frame { container: Container::Mapping(map, pending), children, .. }) = self.stack.last_mut()
+            else {
                 return;
             };
             if map.contains_key(text.as_ref()) {
                 let key = text.into_owned();
-                return self.fail(line, format!("duplicate key `{key}` in one mapping; CloudFormation would keep only one"));
+                return self
+                    .fail(line, format!("duplicate key `{key}` in one mapping; CloudFormation would keep only one"));
             }
             let pointer = format!("{children}/{}", pointer_segment(&text));
             *pending = Some(text.into_owned());
@@ -344,7 +365,10 @@ fn intrinsic_name(tag: &Tag) -> std::result::Result<String, String> {
         "Transform",
     ];
     if tag.handle != "!" {
-        return Err(format!("unknown tag `{}{}`; CloudFormation knows !Ref, !Sub, !GetAtt, ...", tag.handle, tag.suffix));
+        return Err(format!(
+            "unknown tag `{}{}`; CloudFormation knows !Ref, !Sub, !GetAtt, ...",
+            tag.handle, tag.suffix
+        ));
     }
     match tag.suffix.as_str() {
         "Ref" | "Condition" => Ok(tag.suffix.clone()),
@@ -614,7 +638,9 @@ impl Expansion<'_> {
                             arguments
                                 .iter()
                                 .enumerate()
-                                .map(|(index, argument)| self.walk(argument, workloads, &format!("{child_pointer}/{index}")))
+                                .map(|(index, argument)| {
+                                    self.walk(argument, workloads, &format!("{child_pointer}/{index}"))
+                                })
                                 .collect::<Result<_>>()?,
                         ),
                         _ => self.walk(child, workloads, &child_pointer)?,
@@ -681,7 +707,9 @@ impl Expansion<'_> {
             kinds.insert(kind);
         }
         match value {
-            Value::Array(items) if into_lists => items.iter().for_each(|item| self.collect_references(item, true, kinds)),
+            Value::Array(items) if into_lists => {
+                items.iter().for_each(|item| self.collect_references(item, true, kinds))
+            }
             Value::Array(_) => {}
             Value::Object(map) => {
                 for (key, child) in map {
@@ -732,7 +760,9 @@ impl Expansion<'_> {
                                 .iter()
                                 .enumerate()
                                 .map(|(position, argument)| match (position, argument) {
-                                    (0, Value::String(template)) => Value::String(self.rename_sub(template, kind, index)),
+                                    (0, Value::String(template)) => {
+                                        Value::String(self.rename_sub(template, kind, index))
+                                    }
                                     (_, argument) => self.rename_all(argument, kind, index),
                                 })
                                 .collect(),
@@ -819,7 +849,10 @@ mod tests {
             ("!Select [0, !GetAZs \"\"]", json!({"Fn::Select": [0, {"Fn::GetAZs": ""}]})),
             ("!If [C, !Ref A, !Ref AWS::NoValue]", json!({"Fn::If": ["C", {"Ref": "A"}, {"Ref": "AWS::NoValue"}]})),
             ("!Condition IsProd", json!({"Condition": "IsProd"})),
-            ("!Sub [\"${A}/*\", {A: !Join [\",\", !Ref L]}]", json!({"Fn::Sub": ["${A}/*", {"A": {"Fn::Join": [",", {"Ref": "L"}]}}]})),
+            (
+                "!Sub [\"${A}/*\", {A: !Join [\",\", !Ref L]}]",
+                json!({"Fn::Sub": ["${A}/*", {"A": {"Fn::Join": [",", {"Ref": "L"}]}}]}),
+            ),
         ];
         for (yaml, expected) in cases {
             let template = parse(&format!("Resources:\n  R:\n    Type: X\n    Properties:\n      P: {yaml}\n"));
@@ -876,7 +909,9 @@ mod tests {
         let parameters = template.parameters();
         let summary: Vec<(&str, &str, Option<&str>, bool)> = parameters
             .iter()
-            .map(|parameter| (parameter.name.as_str(), parameter.kind.as_str(), parameter.default.as_deref(), parameter.required()))
+            .map(|parameter| {
+                (parameter.name.as_str(), parameter.kind.as_str(), parameter.default.as_deref(), parameter.required())
+            })
             .collect();
         assert_eq!(
             summary,
@@ -967,10 +1002,14 @@ mod tests {
     fn three_regions_and_two_waves() {
         let expanded = expand_pipeline(&prototype(), 3, &[vec![1], vec![2, 3]]).unwrap();
         let parameters: Vec<&String> = expanded["Parameters"].as_object().unwrap().keys().collect();
-        for name in ["Region1Name", "Region2Bucket", "Region3KeyArn", "Workload1Name", "Workload2RoleArn", "Workload3Name"] {
+        for name in
+            ["Region1Name", "Region2Bucket", "Region3KeyArn", "Workload1Name", "Workload2RoleArn", "Workload3Name"]
+        {
             assert!(parameters.iter().any(|parameter| *parameter == name), "{name} missing from {parameters:?}");
         }
-        assert!(!parameters.iter().any(|parameter| parameter.starts_with("Region4") || parameter.starts_with("Workload4")));
+        assert!(
+            !parameters.iter().any(|parameter| parameter.starts_with("Region4") || parameter.starts_with("Workload4"))
+        );
 
         let statements = &expanded["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
         assert_eq!(statements.as_array().unwrap().len(), 4, "statements are not repeated, their Resource lists are");

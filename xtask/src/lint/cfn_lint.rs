@@ -27,14 +27,16 @@ pub fn run(venv: &Venv, files: &[PathBuf], regions: &[String]) -> Result<Vec<Fin
     }
     arguments.push("--".into());
     arguments.extend(files.iter().map(|file| file.display().to_string()));
-    let output = cmd!(sh, "{bin} {arguments...}")
-        .quiet()
-        .ignore_status()
-        .output()
-        .with_context(|| format!("running {}; rebuild the venv with `rm -r {}`", bin.display(), venv.path().display()))?;
+    let output = cmd!(sh, "{bin} {arguments...}").quiet().ignore_status().output().with_context(|| {
+        format!("running {}; rebuild the venv with `rm -r {}`", bin.display(), venv.path().display())
+    })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     parse(&stdout).with_context(|| {
-        format!("reading cfn-lint's report (exit {:?}): {}", output.status.code(), String::from_utf8_lossy(&output.stderr).trim())
+        format!(
+            "reading cfn-lint's report (exit {:?}): {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
     })
 }
 

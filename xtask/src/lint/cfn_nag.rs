@@ -33,7 +33,11 @@ pub fn run(bin: &Path, files: &[PathBuf]) -> Result<Vec<Finding>> {
             .with_context(|| format!("running {} on {}", bin.display(), file.display()))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         findings.extend(parse(&stdout).with_context(|| {
-            format!("reading cfn_nag's report on {}: {}", file.display(), String::from_utf8_lossy(&output.stderr).trim())
+            format!(
+                "reading cfn_nag's report on {}: {}",
+                file.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )
         })?);
     }
     Ok(findings)
@@ -67,7 +71,8 @@ pub fn parse(stdout: &str) -> Result<Vec<Finding>> {
         bail!("cfn_nag_scan printed nothing");
     }
     let value: Value = serde_json::from_str(stdout).context("cfn_nag's output is not its JSON report")?;
-    let reports: Vec<FileReport> = serde_json::from_value(value).context("cfn_nag's JSON is not a list of file reports")?;
+    let reports: Vec<FileReport> =
+        serde_json::from_value(value).context("cfn_nag's JSON is not a list of file reports")?;
     let mut findings = Vec::new();
     for report in reports {
         for violation in report.file_results.violations {
@@ -79,8 +84,11 @@ pub fn parse(stdout: &str) -> Result<Vec<Finding>> {
             for (index, resource) in resources.iter().enumerate() {
                 // cfn_nag reports -1 when it cannot place a resource.
                 let line = violation.line_numbers.get(index).copied().filter(|line| *line > 0).unwrap_or(1);
-                let message =
-                    if resource.is_empty() { violation.message.clone() } else { format!("{resource}: {}", violation.message) };
+                let message = if resource.is_empty() {
+                    violation.message.clone()
+                } else {
+                    format!("{resource}: {}", violation.message)
+                };
                 findings.push(Finding {
                     file: report.filename.clone(),
                     line: line as usize,

@@ -35,16 +35,18 @@ pub fn run(venv: &Venv, files: &[PathBuf]) -> Result<Report> {
         arguments.push("--file".into());
         arguments.push(file.display().to_string());
     }
-    let output = cmd!(sh, "{bin} {arguments...}")
-        .quiet()
-        .ignore_status()
-        .output()
-        .with_context(|| format!("running {}; rebuild the venv with `rm -r {}`", bin.display(), venv.path().display()))?;
+    let output = cmd!(sh, "{bin} {arguments...}").quiet().ignore_status().output().with_context(|| {
+        format!("running {}; rebuild the venv with `rm -r {}`", bin.display(), venv.path().display())
+    })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     parse(&stdout).with_context(|| {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-        format!("reading checkov's report (exit {:?}): {}", output.status.code(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+        format!(
+            "reading checkov's report (exit {:?}): {}",
+            output.status.code(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
     })
 }
 

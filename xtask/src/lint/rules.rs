@@ -116,7 +116,9 @@ fn buckets(out: &mut Out) {
                 (Some("aws:kms" | "aws:kms:dsse"), None) => out.push(
                     &pointer,
                     "bucket-encryption",
-                    format!("bucket {id} uses SSE-KMS without KMSMasterKeyID (the AWS-managed key): name the artifact key"),
+                    format!(
+                        "bucket {id} uses SSE-KMS without KMSMasterKeyID (the AWS-managed key): name the artifact key"
+                    ),
                 ),
                 (algorithm, _) => out.push(
                     &pointer,
@@ -182,7 +184,11 @@ fn artifact_stores(out: &mut Out) {
             let pointer = format!("{}/Properties/ArtifactStores/{index}/ArtifactStore", resource_pointer(id));
             match entry.get("ArtifactStore") {
                 Some(store) => stores.push((pointer, store)),
-                None => out.push(&pointer, "artifact-store-kms", format!("pipeline {id}: artifact store {index} is malformed")),
+                None => out.push(
+                    &pointer,
+                    "artifact-store-kms",
+                    format!("pipeline {id}: artifact store {index} is malformed"),
+                ),
             }
         }
         if stores.is_empty() {
@@ -290,7 +296,9 @@ fn deployment_groups(out: &mut Out) {
             out.push(
                 &pointer,
                 "auto-rollback",
-                format!("deployment group {id} watches no alarm: set AlarmConfiguration {{Enabled: true, Alarms: [...]}}"),
+                format!(
+                    "deployment group {id} watches no alarm: set AlarmConfiguration {{Enabled: true, Alarms: [...]}}"
+                ),
             );
         }
     }
@@ -313,10 +321,18 @@ fn policies(out: &mut Out) {
         }
         let actions: Vec<&str> = list(statement.get("Action")).into_iter().filter_map(Value::as_str).collect();
         if actions.contains(&"*") {
-            out.push(&pointer, "iam-wildcard", "statement allows every action (Action `*`): list the actions it needs".into());
+            out.push(
+                &pointer,
+                "iam-wildcard",
+                "statement allows every action (Action `*`): list the actions it needs".into(),
+            );
         }
         if statement.get("NotAction").is_some() {
-            out.push(&pointer, "iam-wildcard", "statement allows with NotAction, i.e. every other action: list the actions".into());
+            out.push(
+                &pointer,
+                "iam-wildcard",
+                "statement allows with NotAction, i.e. every other action: list the actions".into(),
+            );
         }
         let every_resource = statement.get("NotResource").is_some()
             || list(statement.get("Resource")).iter().any(|resource| resource.as_str() == Some("*"));
@@ -402,7 +418,8 @@ fn suppressions(out: &mut Out) {
                 );
             }
         }
-        let cfn_nag = metadata.and_then(|metadata| metadata.get("cfn_nag")).and_then(|nag| nag.get("rules_to_suppress"));
+        let cfn_nag =
+            metadata.and_then(|metadata| metadata.get("cfn_nag")).and_then(|nag| nag.get("rules_to_suppress"));
         for (index, rule) in list(cfn_nag).into_iter().enumerate() {
             if !has_text(rule.get("reason")) {
                 let check = rule.get("id").and_then(Value::as_str).unwrap_or("?");
@@ -459,7 +476,9 @@ fn scan_literals(value: &Value, pointer: &str, found: &mut Vec<(String, &'static
                 found.push((pointer.to_string(), "hard-coded-region", region.to_string()));
             }
         }
-        Value::Number(number) if number.as_u64().is_some_and(|id| (100_000_000_000..1_000_000_000_000).contains(&id)) => {
+        Value::Number(number)
+            if number.as_u64().is_some_and(|id| (100_000_000_000..1_000_000_000_000).contains(&id)) =>
+        {
             found.push((pointer.to_string(), "hard-coded-account", number.to_string()));
         }
         _ => {}
@@ -471,25 +490,40 @@ fn account_id_in(text: &str) -> Option<&str> {
     text.split(|character: char| !character.is_ascii_digit()).find(|run| run.len() == 12)
 }
 
-/// The first AWS region name in `text` (`eu-central-1`, `us-gov-west-1`).
-fn region_in(text: &str) -> Option<&str> {
+/// The first AWS region name in `text` (`eu-central-1`, `us-gov-west-1`), also inside a longer
+/// hyphenated name (`web-eu-central-1`).
+fn region_in(text: &str) -> Option<String> {
     const AREAS: &[&str] = &["af", "ap", "ca", "cn", "eu", "il", "me", "mx", "sa", "us"];
+    const PARTITIONS: &[&str] = &["gov", "iso", "isob"];
     const DIRECTIONS: &[&str] =
         &["central", "east", "north", "northeast", "northwest", "south", "southeast", "southwest", "west"];
-    text.split(|character: char| !(character.is_ascii_alphanumeric() || character == '-')).find(|token| {
+    let is_number = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
+    for token in text.split(|character: char| !(character.is_ascii_alphanumeric() || character == '-')) {
         let parts: Vec<&str> = token.split('-').collect();
-        let (area, middle, number) = match parts.as_slice() {
-            [area, direction, number] => (area, vec![*direction], number),
-            [area, partition, direction, number] => (area, vec![*partition, *direction], number),
-            _ => return false,
-        };
-        let direction = middle.last().copied().unwrap_or_default();
-        AREAS.contains(area)
-            && (middle.len() == 1 || matches!(middle[0], "gov" | "iso" | "isob"))
-            && DIRECTIONS.contains(&direction)
-            && !number.is_empty()
-            && number.bytes().all(|byte| byte.is_ascii_digit())
-    })
+        for start in 0..parts.len() {
+            let rest = &parts[start..];
+            let found = match rest {
+                [area, partition, direction, number, ..]
+                    if AREAS.contains(area)
+                        && PARTITIONS.contains(partition)
+                        && DIRECTIONS.contains(direction)
+                        && is_number(number) =>
+                {
+                    Some(&rest[..4])
+                }
+                [area, direction, number, ..]
+                    if AREAS.contains(area) && DIRECTIONS.contains(direction) && is_number(number) =>
+                {
+                    Some(&rest[..3])
+                }
+                _ => None,
+            };
+            if let Some(parts) = found {
+                return Some(parts.join("-"));
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -516,13 +550,14 @@ mod tests {
             ("arn:aws:kms:eu-central-1:x", Some("eu-central-1")),
             ("ap-south-1", Some("ap-south-1")),
             ("us-gov-west-1", Some("us-gov-west-1")),
+            ("web-release-eu-central-1", Some("eu-central-1")),
             ("https://git-codecommit.${AWS::Region}.amazonaws.com", None),
             ("aws/codebuild/amazonlinux-x86_64-standard:5.0", None),
             ("web-release-eu", None),
             ("us-east", None),
         ];
         for (text, expected) in cases {
-            assert_eq!(region_in(text), expected, "{text}");
+            assert_eq!(region_in(text).as_deref(), expected, "{text}");
         }
     }
 }
