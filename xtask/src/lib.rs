@@ -25,6 +25,7 @@ pub mod push;
 pub mod release;
 pub mod rollback;
 pub mod status;
+pub mod template;
 pub mod test;
 pub mod tidy;
 pub mod venv;

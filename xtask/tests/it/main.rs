@@ -3,5 +3,6 @@
 //! Docker engine; a missing prerequisite fails the test with the command that installs it.
 
 mod config;
+mod lint;
 mod stack;
 mod support;

@@ -1,0 +1,563 @@
+//! The pattern's own invariants, checked in-process over the parsed templates (long form).
+//!
+//! The generic linters know CloudFormation and common security checks, not this pattern: which
+//! key the buckets use, that a release can roll itself back, that the service belongs to
+//! CodeDeploy. Each rule here is one promise of the pattern; every finding names the resource
+//! and says what to write instead.
+
+use serde_json::Value;
+
+use crate::lint::Finding;
+use crate::template::{Template, pointer_segment};
+
+/// The tool name in findings: `[gbg <rule>]`.
+pub const TOOL: &str = "gbg";
+
+/// Every rule, in a fixed order (the ids appear in findings and in the fixtures' names).
+pub const RULES: &[&str] = &[
+    "bucket-encryption",
+    "bucket-tls",
+    "artifact-store-kms",
+    "build-kms",
+    "key-multi-region",
+    "ecr-immutable",
+    "ecs-code-deploy",
+    "auto-rollback",
+    "iam-wildcard",
+    "suppression-reason",
+    "hard-coded-account",
+    "hard-coded-region",
+];
+
+/// Checks every rule on `template`; `file` is the name findings carry.
+pub fn check(template: &Template, file: &str) -> Vec<Finding> {
+    let mut out = Out { template, file, findings: Vec::new() };
+    buckets(&mut out);
+    artifact_stores(&mut out);
+    builds(&mut out);
+    keys(&mut out);
+    registries(&mut out);
+    services(&mut out);
+    deployment_groups(&mut out);
+    policies(&mut out);
+    suppressions(&mut out);
+    hard_coded(&mut out);
+    out.findings
+}
+
+struct Out<'a> {
+    template: &'a Template,
+    file: &'a str,
+    findings: Vec<Finding>,
+}
+
+impl Out<'_> {
+    fn push(&mut self, pointer: &str, rule: &str, message: String) {
+        self.findings.push(Finding {
+            file: self.file.to_string(),
+            line: self.template.line(pointer),
+            tool: TOOL.to_string(),
+            rule: rule.to_string(),
+            message,
+        });
+    }
+}
+
+fn resource_pointer(id: &str) -> String {
+    format!("/Resources/{}", pointer_segment(id))
+}
+
+fn property<'a>(resource: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(resource.get("Properties")?, |value, key| value.get(key))
+}
+
+/// `value` as a list of values: a list as is, anything else as a one-element list.
+fn list(value: Option<&Value>) -> Vec<&Value> {
+    match value {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(other) => vec![other],
+    }
+}
+
+fn is_ref_to(value: &Value, id: &str) -> bool {
+    value.get("Ref").and_then(Value::as_str) == Some(id)
+}
+
+/// Every bucket is encrypted under a KMS key, except an access-log target, which AWS only
+/// delivers to with SSE-S3; every bucket has a policy that denies requests without TLS.
+fn buckets(out: &mut Out) {
+    let template = out.template;
+    let log_targets: Vec<&Value> = template
+        .resources_of("AWS::S3::Bucket")
+        .filter_map(|(_, bucket)| property(bucket, &["LoggingConfiguration", "DestinationBucketName"]))
+        .collect();
+    for (id, bucket) in template.resources_of("AWS::S3::Bucket") {
+        let pointer = resource_pointer(id);
+        let log_target = log_targets.iter().any(|target| is_ref_to(target, id));
+        let rules = list(property(bucket, &["BucketEncryption", "ServerSideEncryptionConfiguration"]));
+        if rules.is_empty() {
+            out.push(
+                &pointer,
+                "bucket-encryption",
+                format!(
+                    "bucket {id} has no BucketEncryption: set SSEAlgorithm aws:kms with KMSMasterKeyID the artifact key \
+                     (an access-log target: AES256)"
+                ),
+            );
+        }
+        for rule in rules {
+            let default = rule.get("ServerSideEncryptionByDefault");
+            let algorithm = default.and_then(|default| default.get("SSEAlgorithm")).and_then(Value::as_str);
+            let key = default.and_then(|default| default.get("KMSMasterKeyID")).filter(|key| !key.is_null());
+            match (algorithm, key) {
+                (Some("aws:kms" | "aws:kms:dsse"), Some(_)) => {}
+                (Some("AES256"), _) if log_target => {}
+                (Some("aws:kms" | "aws:kms:dsse"), None) => out.push(
+                    &pointer,
+                    "bucket-encryption",
+                    format!(
+                        "bucket {id} uses SSE-KMS without KMSMasterKeyID (the AWS-managed key): name the artifact key"
+                    ),
+                ),
+                (algorithm, _) => out.push(
+                    &pointer,
+                    "bucket-encryption",
+                    format!(
+                        "bucket {id} is encrypted with {} instead of the artifact key: set SSEAlgorithm aws:kms and \
+                         KMSMasterKeyID (only an access-log target may use AES256)",
+                        algorithm.unwrap_or("an unknown algorithm")
+                    ),
+                ),
+            }
+        }
+        let denies_plain_http = template
+            .resources_of("AWS::S3::BucketPolicy")
+            .filter(|(_, policy)| property(policy, &["Bucket"]).is_some_and(|bucket| is_ref_to(bucket, id)))
+            .filter_map(|(_, policy)| property(policy, &["PolicyDocument", "Statement"]))
+            .flat_map(|statements| statement_list(statements))
+            .any(denies_insecure_transport);
+        if !denies_plain_http {
+            out.push(
+                &pointer,
+                "bucket-tls",
+                format!(
+                    "bucket {id} has no policy denying requests without TLS: add an AWS::S3::BucketPolicy with Bucket \
+                     !Ref {id} and a Deny of s3:* for Principal * when aws:SecureTransport is false"
+                ),
+            );
+        }
+    }
+}
+
+fn denies_insecure_transport(statement: &Value) -> bool {
+    let strings = |key: &str| -> Vec<&str> { list(statement.get(key)).into_iter().filter_map(Value::as_str).collect() };
+    let principal_everyone = match statement.get("Principal") {
+        Some(Value::String(principal)) => principal == "*",
+        Some(principal) => list(principal.get("AWS")).iter().any(|aws| aws.as_str() == Some("*")),
+        None => false,
+    };
+    let secure_transport = statement
+        .get("Condition")
+        .and_then(|condition| condition.get("Bool"))
+        .and_then(|bool_condition| bool_condition.get("aws:SecureTransport"));
+    let when_insecure = match secure_transport {
+        Some(Value::String(text)) => text == "false",
+        Some(Value::Bool(secure)) => !secure,
+        _ => false,
+    };
+    statement.get("Effect").and_then(Value::as_str) == Some("Deny")
+        && principal_everyone
+        && strings("Action").iter().any(|action| matches!(*action, "s3:*" | "*"))
+        && when_insecure
+}
+
+/// Every artifact store of a pipeline is encrypted with a KMS key.
+fn artifact_stores(out: &mut Out) {
+    let template = out.template;
+    for (id, pipeline) in template.resources_of("AWS::CodePipeline::Pipeline") {
+        let mut stores: Vec<(String, &Value)> = Vec::new();
+        if let Some(store) = property(pipeline, &["ArtifactStore"]) {
+            stores.push((format!("{}/Properties/ArtifactStore", resource_pointer(id)), store));
+        }
+        for (index, entry) in list(property(pipeline, &["ArtifactStores"])).into_iter().enumerate() {
+            let pointer = format!("{}/Properties/ArtifactStores/{index}/ArtifactStore", resource_pointer(id));
+            match entry.get("ArtifactStore") {
+                Some(store) => stores.push((pointer, store)),
+                None => out.push(
+                    &pointer,
+                    "artifact-store-kms",
+                    format!("pipeline {id}: artifact store {index} is malformed"),
+                ),
+            }
+        }
+        if stores.is_empty() {
+            out.push(&resource_pointer(id), "artifact-store-kms", format!("pipeline {id} names no artifact store"));
+        }
+        for (pointer, store) in stores {
+            let key = store.get("EncryptionKey");
+            let kms = key.and_then(|key| key.get("Type")).and_then(Value::as_str) == Some("KMS");
+            let named = key.and_then(|key| key.get("Id")).is_some_and(|id| !id.is_null());
+            if !(kms && named) {
+                out.push(
+                    &pointer,
+                    "artifact-store-kms",
+                    format!(
+                        "pipeline {id} has an artifact store without its region's key: set EncryptionKey {{Type: KMS, \
+                         Id: <the multi-Region key's ARN in that region>}}"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Every CodeBuild project encrypts its artifacts with the artifact key.
+fn builds(out: &mut Out) {
+    let template = out.template;
+    for (id, project) in template.resources_of("AWS::CodeBuild::Project") {
+        if property(project, &["EncryptionKey"]).is_none_or(Value::is_null) {
+            out.push(
+                &resource_pointer(id),
+                "build-kms",
+                format!("build project {id} has no EncryptionKey (it would use the AWS-managed S3 key): set the artifact key's ARN"),
+            );
+        }
+    }
+}
+
+/// The artifact key is multi-Region (one id in every region) and rotated.
+fn keys(out: &mut Out) {
+    let template = out.template;
+    for (id, key) in template.resources_of("AWS::KMS::Key") {
+        for (setting, fix) in [("MultiRegion", "MultiRegion: true"), ("EnableKeyRotation", "EnableKeyRotation: true")] {
+            if property(key, &[setting]).and_then(Value::as_bool) != Some(true) {
+                out.push(&resource_pointer(id), "key-multi-region", format!("key {id} lacks {fix}"));
+            }
+        }
+    }
+}
+
+/// Image tags are immutable: a tag names one image forever, so a rollback gets what was tested.
+fn registries(out: &mut Out) {
+    let template = out.template;
+    for (id, repository) in template.resources_of("AWS::ECR::Repository") {
+        if property(repository, &["ImageTagMutability"]).and_then(Value::as_str) != Some("IMMUTABLE") {
+            out.push(
+                &resource_pointer(id),
+                "ecr-immutable",
+                format!("repository {id} allows overwriting tags: set ImageTagMutability: IMMUTABLE"),
+            );
+        }
+    }
+}
+
+/// The service's deployments belong to CodeDeploy (blue/green), not to ECS rolling updates.
+fn services(out: &mut Out) {
+    let template = out.template;
+    for (id, service) in template.resources_of("AWS::ECS::Service") {
+        if property(service, &["DeploymentController", "Type"]).and_then(Value::as_str) != Some("CODE_DEPLOY") {
+            out.push(
+                &resource_pointer(id),
+                "ecs-code-deploy",
+                format!("service {id} is not released blue/green: set DeploymentController: {{Type: CODE_DEPLOY}}"),
+            );
+        }
+    }
+}
+
+/// A failed or alarming release rolls itself back.
+fn deployment_groups(out: &mut Out) {
+    let template = out.template;
+    for (id, group) in template.resources_of("AWS::CodeDeploy::DeploymentGroup") {
+        let pointer = resource_pointer(id);
+        let enabled = property(group, &["AutoRollbackConfiguration", "Enabled"]).and_then(Value::as_bool) == Some(true);
+        let events: Vec<&str> = list(property(group, &["AutoRollbackConfiguration", "Events"]))
+            .into_iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let missing: Vec<&str> = ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]
+            .into_iter()
+            .filter(|event| !events.contains(event))
+            .collect();
+        if !enabled || !missing.is_empty() {
+            out.push(
+                &pointer,
+                "auto-rollback",
+                format!(
+                    "deployment group {id} does not roll back by itself: set AutoRollbackConfiguration {{Enabled: true, \
+                     Events: [DEPLOYMENT_FAILURE, DEPLOYMENT_STOP_ON_ALARM]}}"
+                ),
+            );
+        }
+        let alarms = property(group, &["AlarmConfiguration", "Enabled"]).and_then(Value::as_bool) == Some(true)
+            && !list(property(group, &["AlarmConfiguration", "Alarms"])).is_empty();
+        if !alarms {
+            out.push(
+                &pointer,
+                "auto-rollback",
+                format!(
+                    "deployment group {id} watches no alarm: set AlarmConfiguration {{Enabled: true, Alarms: [...]}}"
+                ),
+            );
+        }
+    }
+}
+
+/// No IAM statement allows every action, or a whole service's actions on every resource
+/// without a condition. Covers every policy document of every resource (roles, bucket, key and
+/// repository policies).
+fn policies(out: &mut Out) {
+    let template = out.template;
+    let mut documents = Vec::new();
+    for (id, resource) in template.resources() {
+        if let Some(properties) = resource.get("Properties") {
+            find_statements(properties, &format!("{}/Properties", resource_pointer(id)), &mut documents);
+        }
+    }
+    for (pointer, statement) in documents {
+        if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
+            continue;
+        }
+        let actions: Vec<&str> = list(statement.get("Action")).into_iter().filter_map(Value::as_str).collect();
+        if actions.contains(&"*") {
+            out.push(
+                &pointer,
+                "iam-wildcard",
+                "statement allows every action (Action `*`): list the actions it needs".into(),
+            );
+        }
+        if statement.get("NotAction").is_some() {
+            out.push(
+                &pointer,
+                "iam-wildcard",
+                "statement allows with NotAction, i.e. every other action: list the actions".into(),
+            );
+        }
+        let every_resource = statement.get("NotResource").is_some()
+            || list(statement.get("Resource")).iter().any(|resource| resource.as_str() == Some("*"));
+        let service_wide: Vec<&str> =
+            actions.iter().copied().filter(|action| action.ends_with(":*") && !action.starts_with('*')).collect();
+        if every_resource && statement.get("Condition").is_none() && !service_wide.is_empty() {
+            out.push(
+                &pointer,
+                "iam-wildcard",
+                format!(
+                    "statement allows {} on every resource without a condition: name the actions and the resources",
+                    service_wide.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// Collects `(pointer, statement)` of every policy document below `value`.
+fn find_statements<'a>(value: &'a Value, pointer: &str, found: &mut Vec<(String, &'a Value)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let child_pointer = format!("{pointer}/{}", pointer_segment(key));
+                if key == "Statement" {
+                    statement_pointers(child, &child_pointer, found);
+                } else {
+                    find_statements(child, &child_pointer, found);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                find_statements(item, &format!("{pointer}/{index}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The statements of a `Statement` value: a list or one statement, each possibly behind
+/// `Fn::If` (both branches count; `AWS::NoValue` is none).
+fn statement_pointers<'a>(value: &'a Value, pointer: &str, found: &mut Vec<(String, &'a Value)>) {
+    match value {
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                statement_pointers(item, &format!("{pointer}/{index}"), found);
+            }
+        }
+        Value::Object(map) => match map.get("Fn::If").and_then(Value::as_array) {
+            Some(arguments) => {
+                for (index, branch) in arguments.iter().enumerate().skip(1) {
+                    statement_pointers(branch, &format!("{pointer}/Fn::If/{index}"), found);
+                }
+            }
+            None if map.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue") => {}
+            None => found.push((pointer.to_string(), value)),
+        },
+        _ => {}
+    }
+}
+
+fn statement_list(value: &Value) -> Vec<&Value> {
+    let mut found = Vec::new();
+    statement_pointers(value, "", &mut found);
+    found.into_iter().map(|(_, statement)| statement).collect()
+}
+
+/// Every suppression of a finding carries its written reason.
+fn suppressions(out: &mut Out) {
+    let template = out.template;
+    for (id, resource) in template.resources() {
+        let pointer = format!("{}/Metadata", resource_pointer(id));
+        let metadata = resource.get("Metadata");
+        let checkov = metadata.and_then(|metadata| metadata.get("checkov")).and_then(|checkov| checkov.get("skip"));
+        for (index, skip) in list(checkov).into_iter().enumerate() {
+            if !has_text(skip.get("comment")) {
+                let check = skip.get("id").and_then(Value::as_str).unwrap_or("?");
+                out.push(
+                    &format!("{pointer}/checkov/skip/{index}"),
+                    "suppression-reason",
+                    format!("{id} suppresses checkov {check} without a reason: add `comment:` saying why it is safe"),
+                );
+            }
+        }
+        let cfn_nag =
+            metadata.and_then(|metadata| metadata.get("cfn_nag")).and_then(|nag| nag.get("rules_to_suppress"));
+        for (index, rule) in list(cfn_nag).into_iter().enumerate() {
+            if !has_text(rule.get("reason")) {
+                let check = rule.get("id").and_then(Value::as_str).unwrap_or("?");
+                out.push(
+                    &format!("{pointer}/cfn_nag/rules_to_suppress/{index}"),
+                    "suppression-reason",
+                    format!("{id} suppresses cfn_nag {check} without a reason: add `reason:` saying why it is safe"),
+                );
+            }
+        }
+    }
+}
+
+fn has_text(value: Option<&Value>) -> bool {
+    value.and_then(Value::as_str).is_some_and(|text| !text.trim().is_empty())
+}
+
+/// No account id and no region is written into a template: they come from parameters or
+/// pseudo parameters, so one template serves every account and region.
+fn hard_coded(out: &mut Out) {
+    let mut found = Vec::new();
+    scan_literals(&out.template.body, "", &mut found);
+    for (pointer, rule, literal) in found {
+        let message = match rule {
+            "hard-coded-account" => {
+                format!("account id {literal} written into the template: use a parameter or ${{AWS::AccountId}}")
+            }
+            _ => format!("region {literal} written into the template: use a parameter or ${{AWS::Region}}"),
+        };
+        out.push(&pointer, rule, message);
+    }
+}
+
+fn scan_literals(value: &Value, pointer: &str, found: &mut Vec<(String, &'static str, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                // A parameter's pattern describes values; it holds none.
+                if key != "AllowedPattern" {
+                    scan_literals(child, &format!("{pointer}/{}", pointer_segment(key)), found);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                scan_literals(item, &format!("{pointer}/{index}"), found);
+            }
+        }
+        Value::String(text) => {
+            if let Some(account) = account_id_in(text) {
+                found.push((pointer.to_string(), "hard-coded-account", account.to_string()));
+            }
+            if let Some(region) = region_in(text) {
+                found.push((pointer.to_string(), "hard-coded-region", region.to_string()));
+            }
+        }
+        Value::Number(number)
+            if number.as_u64().is_some_and(|id| (100_000_000_000..1_000_000_000_000).contains(&id)) =>
+        {
+            found.push((pointer.to_string(), "hard-coded-account", number.to_string()));
+        }
+        _ => {}
+    }
+}
+
+/// The first run of exactly twelve digits in `text`.
+fn account_id_in(text: &str) -> Option<&str> {
+    text.split(|character: char| !character.is_ascii_digit()).find(|run| run.len() == 12)
+}
+
+/// The first AWS region name in `text` (`eu-central-1`, `us-gov-west-1`), also inside a longer
+/// hyphenated name (`web-eu-central-1`).
+fn region_in(text: &str) -> Option<String> {
+    const AREAS: &[&str] = &["af", "ap", "ca", "cn", "eu", "il", "me", "mx", "sa", "us"];
+    const PARTITIONS: &[&str] = &["gov", "iso", "isob"];
+    const DIRECTIONS: &[&str] =
+        &["central", "east", "north", "northeast", "northwest", "south", "southeast", "southwest", "west"];
+    let is_number = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
+    for token in text.split(|character: char| !(character.is_ascii_alphanumeric() || character == '-')) {
+        let parts: Vec<&str> = token.split('-').collect();
+        for start in 0..parts.len() {
+            let rest = &parts[start..];
+            let found = match rest {
+                [area, partition, direction, number, ..]
+                    if AREAS.contains(area)
+                        && PARTITIONS.contains(partition)
+                        && DIRECTIONS.contains(direction)
+                        && is_number(number) =>
+                {
+                    Some(&rest[..4])
+                }
+                [area, direction, number, ..]
+                    if AREAS.contains(area) && DIRECTIONS.contains(direction) && is_number(number) =>
+                {
+                    Some(&rest[..3])
+                }
+                _ => None,
+            };
+            if let Some(parts) = found {
+                return Some(parts.join("-"));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids_are_twelve_digits_exactly() {
+        let cases = [
+            ("arn:aws:iam::111111111111:root", Some("111111111111")),
+            ("1111111111111", None),
+            ("11111111111", None),
+            ("port 8080", None),
+            ("^\\d{12}$", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(account_id_in(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn regions_are_recognized_in_text() {
+        let cases = [
+            ("arn:aws:kms:eu-central-1:x", Some("eu-central-1")),
+            ("ap-south-1", Some("ap-south-1")),
+            ("us-gov-west-1", Some("us-gov-west-1")),
+            ("web-release-eu-central-1", Some("eu-central-1")),
+            ("https://git-codecommit.${AWS::Region}.amazonaws.com", None),
+            ("aws/codebuild/amazonlinux-x86_64-standard:5.0", None),
+            ("web-release-eu", None),
+            ("us-east", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(region_in(text).as_deref(), expected, "{text}");
+        }
+    }
+}
