@@ -1,13 +1,64 @@
-//! `cargo xtask deploy`: not built yet (skeleton).
+//! `cargo xtask deploy`: every stack to every account and region of the config, in dependency
+//! order, independent steps in parallel; then a summary. With `--dry-run` it previews instead
+//! (the same code path as `cargo xtask plan`).
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::Ctx;
+use crate::config::Target;
+use crate::engine::executor;
+use crate::engine::report::Summary;
+use crate::engine::session::{self, Options};
+use crate::engine::stack::Method;
+use crate::engine::topology::{ImageSource, Inputs};
+use crate::engine::preview;
+use crate::output::Exit;
 
 /// Arguments of `cargo xtask deploy`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub target: Target,
+    /// How stacks are deployed: through change sets (the default on AWS) or directly (the
+    /// default locally, where the emulator drops the outputs of executed change sets).
+    #[arg(long, value_enum)]
+    pub method: Option<Method>,
+    /// How many steps run at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Deploy this image (`<registry>/<repository>@sha256:<digest>`) as the services' first image.
+    #[arg(long, value_name = "REFERENCE")]
+    pub image: Option<String>,
+    /// Show what would change, per stack, without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub async fn run(_ctx: &Ctx, _args: Args) -> Result<()> {
-    bail!("`cargo xtask deploy` is not built yet")
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    let image = args.image.clone();
+    let inputs = move |_: &crate::config::Config| Inputs {
+        image: ImageSource::Given(image.unwrap_or_default()),
+    };
+    let session = session::open(ctx, &args.target, inputs, Options { method: args.method, show_identities: true }).await?;
+    if args.dry_run {
+        let previews = preview::preview(&session.plan, &session.env).await?;
+        ctx.printer.text(preview::render(&previews).trim_end());
+        if args.json {
+            ctx.printer.json(&serde_json::json!({ "stacks": previews }))?;
+        }
+        return Ok(());
+    }
+    let results = executor::execute(session.plan.clone(), session.env.clone(), usize::from(args.concurrency)).await;
+    let summary = Summary::new(&session.plan, &results);
+    summary.print(&ctx.printer);
+    if args.json {
+        ctx.printer.json(&summary)?;
+    }
+    if summary.failed() > 0 {
+        return Err(Exit(1).into());
+    }
+    Ok(())
 }

@@ -10,14 +10,19 @@
 
 pub mod actions;
 pub mod executor;
+pub mod preview;
+pub mod report;
+pub mod session;
 pub mod stack;
 pub mod topology;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
+
+use crate::template::{self, Template};
 
 /// Index of a step in [`Plan::steps`].
 pub type StepId = usize;
@@ -55,6 +60,9 @@ pub struct StackStep {
     /// For the pipeline: replicate its region and workload prototypes (`template.rs`).
     pub expansion: Option<Expansion>,
     pub parameters: Vec<(String, Param)>,
+    /// Why the local emulator cannot deploy this stack, if it cannot: locally the stack is then
+    /// reported, not deployed, and the steps after it go on.
+    pub emulator_gap: Option<&'static str>,
 }
 
 /// How many regions and which waves of workloads the pipeline template is expanded for.
@@ -202,6 +210,86 @@ impl Plan {
         found.iter().enumerate().skip(id + 1).filter(|(_, found)| **found).map(|(index, _)| index).collect()
     }
 }
+
+/// Reads every template of the plan, expands the pipeline, and checks each stack's parameters
+/// against its template: every required parameter supplied, nothing supplied that the template
+/// does not declare. Returns the template bodies by step. Every problem is reported at once;
+/// nothing here talks to AWS.
+pub fn prepare(plan: &Plan, root: &Path) -> Result<BTreeMap<StepId, String>> {
+    let mut bodies = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut cache: BTreeMap<PathBuf, Template> = BTreeMap::new();
+    for (id, step, stack) in plan.stacks() {
+        let path = root.join(&stack.template);
+        let template = match cache.get(&path) {
+            Some(template) => template.clone(),
+            None => match Template::load(&path) {
+                Ok(template) => {
+                    cache.insert(path.clone(), template.clone());
+                    template
+                }
+                Err(error) => {
+                    problems.push(format!("{}: {error:#}", step.id));
+                    continue;
+                }
+            },
+        };
+        let (body, declared) = match &stack.expansion {
+            None => {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                (text, template.parameters())
+            }
+            Some(expansion) => match template::expand_pipeline(&template.body, expansion.regions, &expansion.waves) {
+                Ok(expanded) => {
+                    let mut expanded_template = template.clone();
+                    expanded_template.body = expanded.clone();
+                    let declared = expanded_template.parameters();
+                    (serde_json::to_string(&expanded)?, declared)
+                }
+                Err(error) => {
+                    problems.push(format!("{}: expanding {}: {error:#}", step.id, stack.template.display()));
+                    continue;
+                }
+            },
+        };
+        if body.len() > TEMPLATE_BODY_LIMIT {
+            problems.push(format!(
+                "{}: {} is {} bytes, over CloudFormation's {TEMPLATE_BODY_LIMIT}-byte limit for a template body; split the stack",
+                step.id,
+                stack.template.display(),
+                body.len()
+            ));
+        }
+        let supplied: BTreeSet<&str> = stack.parameters.iter().map(|(name, _)| name.as_str()).collect();
+        for parameter in &declared {
+            if parameter.required() && !supplied.contains(parameter.name.as_str()) {
+                problems.push(format!(
+                    "{}: {} requires parameter {} but the plan supplies none",
+                    step.id,
+                    stack.template.display(),
+                    parameter.name
+                ));
+            }
+        }
+        for name in supplied {
+            if !declared.iter().any(|parameter| parameter.name == name) {
+                problems.push(format!(
+                    "{}: the plan supplies {name}, which {} does not declare",
+                    step.id,
+                    stack.template.display()
+                ));
+            }
+        }
+        bodies.insert(id, body);
+    }
+    if !problems.is_empty() {
+        bail!("the plan does not fit its templates (a bug in the xtask or a template, not in your config):\n  {}", problems.join("\n  "));
+    }
+    Ok(bodies)
+}
+
+/// CloudFormation's limit for `TemplateBody`.
+const TEMPLATE_BODY_LIMIT: usize = 51_200;
 
 /// One row of a command's machine-readable summary.
 #[derive(Clone, Debug, Serialize)]

@@ -94,7 +94,7 @@ pub async fn execute(plan: Arc<Plan>, env: Arc<Env>, concurrency: usize) -> Vec<
 }
 
 fn succeeded(action: Action) -> bool {
-    matches!(action, Action::Created | Action::Updated | Action::Unchanged)
+    matches!(action, Action::Created | Action::Updated | Action::Unchanged | Action::EmulatorGap)
 }
 
 async fn run_step(plan: &Plan, env: &Env, outputs: &Mutex<Outputs>, id: StepId) -> StepResult {
@@ -102,6 +102,11 @@ async fn run_step(plan: &Plan, env: &Env, outputs: &Mutex<Outputs>, id: StepId) 
     let clock = Instant::now();
     let place = format!("{} ({}/{})", step.id, step.account, step.region);
     let (verb, outcome) = match &step.kind {
+        StepKind::Stack(stack) if env.aws.is_local() && stack.emulator_gap.is_some() => {
+            let note = format!("{} not deployed locally: {}", step.id, stack.emulator_gap.unwrap_or_default());
+            let progress = env.printer.progress("Skipping", &place);
+            (progress, Ok((Action::EmulatorGap, "NOT_DEPLOYED".to_string(), BTreeMap::new(), Some(note))))
+        }
         StepKind::Stack(_) => {
             let progress = env.printer.progress("Deploying", &place);
             let outcome = deploy_stack(plan, env, outputs, id, &progress).await;
@@ -122,6 +127,7 @@ async fn run_step(plan: &Plan, env: &Env, outputs: &Mutex<Outputs>, id: StepId) 
             outputs.lock().expect("outputs").insert(id, values);
             let word = match (&step.kind, action) {
                 (StepKind::Action(_), _) => "Done",
+                (_, Action::EmulatorGap) => "Skipped",
                 (_, Action::Created) => "Created",
                 (_, Action::Updated) => "Updated",
                 _ => "Unchanged",

@@ -106,7 +106,7 @@ impl StackRequest {
 
 /// What happened to a stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Action {
     Created,
     Updated,
@@ -115,6 +115,9 @@ pub enum Action {
     Deleted,
     /// Not attempted because a step it depends on failed.
     Skipped,
+    /// Not deployed locally because the emulator cannot create what it holds (said in a note);
+    /// the steps after it go on.
+    EmulatorGap,
 }
 
 impl Action {
@@ -126,6 +129,7 @@ impl Action {
             Action::Failed => "failed",
             Action::Deleted => "deleted",
             Action::Skipped => "skipped",
+            Action::EmulatorGap => "emulator-gap",
         }
     }
 }

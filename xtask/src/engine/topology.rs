@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use crate::config::{Config, SourceProvider, key_arn};
 use crate::engine::{Action, Expansion, Param, Plan, StackStep, Step, StepId, StepKind};
+use crate::template;
 
 /// Where the service's first image comes from.
 #[derive(Clone, Debug)]
@@ -73,6 +74,8 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
         parameters.push(("UsageRoleArns".into(), usage_roles.clone()));
         parameters.push(("WorkloadRootArns".into(), workload_roots.clone()));
         parameters.push(("WorkloadRoleArns".into(), workload_roles.clone()));
+        // The shortest window KMS allows: `destroy` should not leave keys around for a month.
+        parameters.push(("PendingWindowInDays".into(), Param::value("7")));
         parameters
     };
     index.key = plan.add(stack_step(
@@ -90,7 +93,7 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
             index.key_arn_by_region.push((region.clone(), index.key));
             continue;
         }
-        let replica = plan.add(stack_step(
+        let mut replica_step = stack_step(
             config,
             region,
             "key-replica",
@@ -99,7 +102,14 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
             region,
             vec![index.key],
             key_policy(vec![("PrimaryKeyArn".into(), Param::output(index.key, "KeyArn"))]),
-        ));
+        );
+        if let StepKind::Stack(stack) = &mut replica_step.kind {
+            stack.emulator_gap = Some(
+                "moto's CloudFormation skips AWS::KMS::ReplicaKey and makes the primary key single-Region, so no \
+                 replica can exist there; the key handling is proven through the KMS API in the tests",
+            );
+        }
+        let replica = plan.add(replica_step);
         let derived = Param::Format {
             pattern: key_arn(&tools.account, region, "{}"),
             args: vec![Param::output(index.key, "KeyId")],
@@ -274,6 +284,12 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
     }
 
     // The tools account's source, build and pipeline.
+    let provider = match config.source.provider {
+        SourceProvider::CodeCommit => "codecommit",
+        SourceProvider::CodeConnections => "codeconnections",
+    };
+    let connection_arn = Param::value(config.source.connection_arn.clone().unwrap_or_default());
+    let repository_id = Param::value(config.source.full_repository_id.clone().unwrap_or_default());
     let source = plan.add(stack_step(
         config,
         &tools.region,
@@ -286,13 +302,10 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
             ("RepositoryName".into(), Param::value(&config.source.repository)),
             (
                 "Provider".into(),
-                Param::value(match config.source.provider {
-                    SourceProvider::CodeCommit => "CodeCommit",
-                    SourceProvider::CodeConnections => "CodeConnections",
-                }),
+                Param::value(provider),
             ),
-            ("ConnectionArn".into(), Param::value(config.source.connection_arn.clone().unwrap_or_default())),
-            ("FullRepositoryId".into(), Param::value(config.source.full_repository_id.clone().unwrap_or_default())),
+            ("ConnectionArn".into(), connection_arn.clone()),
+            ("FullRepositoryId".into(), repository_id.clone()),
         ],
     ));
     let key_arns: Vec<Param> = regions.iter().map(|region| key_arn_in(region).1).collect();
@@ -327,7 +340,6 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
             ("ArtifactBucketArns".into(), bucket_arns),
             ("RepositoryName".into(), Param::value(&config.source.repository)),
             ("EcrRepositoryArns".into(), ecr_arns),
-            ("WorkloadRootArns".into(), workload_roots.clone()),
         ],
     ));
     let mut pipeline_parameters = vec![
@@ -336,6 +348,9 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
         ("RepositoryName".into(), Param::value(&config.source.repository)),
         ("BranchName".into(), Param::value(&config.gitflow.main_branch)),
         ("BuildProjectName".into(), Param::value(config.build_role_name())),
+        ("Provider".into(), Param::value(provider)),
+        ("ConnectionArn".into(), connection_arn),
+        ("FullRepositoryId".into(), repository_id),
     ];
     for (number, region) in regions.iter().enumerate() {
         let number = number + 1;
@@ -351,21 +366,8 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
         pipeline_parameters.push((format!("Workload{number}Application"), Param::value(&config.app)));
         pipeline_parameters.push((format!("Workload{number}DeploymentGroup"), Param::value(&config.app)));
     }
-    let expansion = Expansion {
-        regions: regions.len(),
-        waves: config
-            .waves()
-            .iter()
-            .map(|(_, members)| {
-                members
-                    .iter()
-                    .map(|member| {
-                        config.workloads.iter().position(|workload| workload.name == member.name).unwrap_or(0) + 1
-                    })
-                    .collect()
-            })
-            .collect(),
-    };
+    let (expansion_regions, waves) = template::pipeline_shape(config);
+    let expansion = Expansion { regions: expansion_regions, waves };
     let mut pipeline_deps = [key_steps, vec![source, build]].concat();
     pipeline_deps.extend(index.artifacts.iter().map(|(_, step)| *step));
     pipeline_deps.extend(index.workloads.iter().map(|steps| steps.release));
@@ -407,6 +409,74 @@ fn stack_step(
         account: account.to_string(),
         region: region.to_string(),
         deps,
-        kind: StepKind::Stack(StackStep { name, template: PathBuf::from(template), expansion: None, parameters }),
+        kind: StepKind::Stack(StackStep {
+            name,
+            template: PathBuf::from(template),
+            expansion: None,
+            parameters,
+            emulator_gap: None,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project;
+
+    fn original() -> Config {
+        Config::load(&project::root().join("deploy.toml")).expect("the repo's deploy.toml loads")
+    }
+
+    #[test]
+    fn the_plan_fits_every_template() {
+        let config = original();
+        let (plan, _) = plan(&config, &Inputs { image: ImageSource::Given("img@sha256:00".into()) });
+        crate::engine::prepare(&plan, &project::root()).unwrap();
+    }
+
+    #[test]
+    fn every_template_is_deployed_by_the_plan() {
+        let config = original();
+        let (plan, _) = plan(&config, &Inputs { image: ImageSource::Given("img@sha256:00".into()) });
+        let deployed: std::collections::BTreeSet<String> =
+            plan.stacks().map(|(_, _, stack)| stack.template.display().to_string()).collect();
+        for folder in ["cfn/tools", "cfn/workload"] {
+            for entry in std::fs::read_dir(project::root().join(folder)).unwrap() {
+                let name = format!("{folder}/{}", entry.unwrap().file_name().to_string_lossy());
+                assert!(deployed.contains(&name), "{name} is not deployed by the plan");
+            }
+        }
+    }
+
+    #[test]
+    fn stacks_land_in_their_accounts_and_regions() {
+        let config = original();
+        let (plan, index) = plan(&config, &Inputs { image: ImageSource::Given("img@sha256:00".into()) });
+        let placed: Vec<(String, String, String)> =
+            plan.stacks().map(|(_, step, stack)| (stack.name.clone(), step.account.clone(), step.region.clone())).collect();
+        for expect in [
+            ("web-key", "111111111111", "ap-south-1"),
+            ("web-key-replica", "111111111111", "eu-central-1"),
+            ("web-key-replica", "111111111111", "us-east-1"),
+            ("web-artifacts", "111111111111", "ap-south-1"),
+            ("web-artifacts", "111111111111", "eu-central-1"),
+            ("web-artifacts", "111111111111", "us-east-1"),
+            ("web-network", "222222222222", "ap-south-1"),
+            ("web-service", "333333333333", "eu-central-1"),
+            ("web-release", "444444444444", "us-east-1"),
+            ("web-pipeline", "111111111111", "ap-south-1"),
+        ] {
+            assert!(
+                placed.iter().any(|(name, account, region)| (name.as_str(), account.as_str(), region.as_str()) == expect),
+                "{expect:?} missing from {placed:?}"
+            );
+        }
+        assert!(!placed.iter().any(|(name, _, region)| name == "web-key-replica" && region == "ap-south-1"));
+        // The release stack in eu-central-1 decrypts with eu-central-1's key, derived from the primary's id.
+        let StepKind::Stack(release) = &plan.steps[index.workloads[1].release].kind else { panic!() };
+        let key = &release.parameters.iter().find(|(name, _)| name == "ArtifactKeyArn").unwrap().1;
+        let check = index.key_arn_by_region.iter().find(|(region, _)| region == "eu-central-1").unwrap().1;
+        assert_eq!(key, &Param::output(check, "KeyArn"));
     }
 }

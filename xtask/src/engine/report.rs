@@ -1,0 +1,125 @@
+//! The end of a run: failures with their root causes first, then a table of every stack, then
+//! the other steps; or the same as JSON on stdout.
+
+use serde::Serialize;
+
+use crate::engine::executor::StepResult;
+use crate::engine::stack::Action;
+use crate::engine::{Plan, StackRow, StepKind};
+use crate::output::{Printer, table};
+
+/// The machine-readable summary of `deploy` and `destroy`.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub stacks: Vec<StackRow>,
+    pub steps: Vec<StepRow>,
+    /// The local site's URL, when the run started it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepRow {
+    pub id: String,
+    pub account: String,
+    pub region: String,
+    pub action: Action,
+    pub status: String,
+    pub detail: Option<String>,
+    pub seconds: f64,
+}
+
+impl Summary {
+    pub fn new(plan: &Plan, results: &[StepResult]) -> Summary {
+        let mut stacks = Vec::new();
+        let mut steps = Vec::new();
+        for result in results {
+            let step = &plan.steps[result.step];
+            match &step.kind {
+                StepKind::Stack(stack) => stacks.push(StackRow {
+                    name: stack.name.clone(),
+                    account: step.account.clone(),
+                    region: step.region.clone(),
+                    status: result.status.clone(),
+                    action: result.action.as_str().to_string(),
+                }),
+                StepKind::Action(_) => {}
+            }
+            steps.push(StepRow {
+                id: step.id.clone(),
+                account: step.account.clone(),
+                region: step.region.clone(),
+                action: result.action,
+                status: result.status.clone(),
+                detail: result.detail.clone(),
+                seconds: (result.seconds * 10.0).round() / 10.0,
+            });
+        }
+        Summary { stacks, steps, site: None }
+    }
+
+    pub fn failed(&self) -> usize {
+        self.steps.iter().filter(|step| step.action == Action::Failed).count()
+    }
+
+    /// Prints the human summary on stderr.
+    pub fn print(&self, printer: &Printer) {
+        let failures: Vec<&StepRow> = self.steps.iter().filter(|step| step.action == Action::Failed).collect();
+        let mut rows = vec![["STACK", "ACCOUNT", "REGION", "ACTION", "STATUS", "TIME"].map(String::from).to_vec()];
+        for (stack, step) in self.stacks.iter().zip(self.steps.iter().filter(|step| self.is_stack(step))) {
+            rows.push(vec![
+                stack.name.clone(),
+                stack.account.clone(),
+                stack.region.clone(),
+                stack.action.clone(),
+                stack.status.clone(),
+                format!("{:.1}s", step.seconds),
+            ]);
+        }
+        printer.text("");
+        printer.text(table(&rows).trim_end());
+        let others: Vec<&StepRow> = self.steps.iter().filter(|step| !self.is_stack(step)).collect();
+        if !others.is_empty() {
+            let mut rows = vec![["STEP", "ACCOUNT", "REGION", "RESULT"].map(String::from).to_vec()];
+            for step in others {
+                let result = match step.action {
+                    Action::Failed | Action::Skipped => step.action.as_str().to_string(),
+                    _ => step.status.clone(),
+                };
+                rows.push(vec![step.id.clone(), step.account.clone(), step.region.clone(), result]);
+            }
+            printer.text("");
+            printer.text(table(&rows).trim_end());
+        }
+        let gaps: Vec<&StepRow> = self
+            .steps
+            .iter()
+            .filter(|step| step.action == Action::EmulatorGap && step.status != "NOT_DEPLOYED")
+            .collect();
+        for gap in gaps {
+            printer.note(gap.detail.as_deref().unwrap_or("an emulator gap"));
+        }
+        let skipped = self.steps.iter().filter(|step| step.action == Action::Skipped).count();
+        if !failures.is_empty() {
+            printer.text("");
+            for failure in &failures {
+                printer.error(format!(
+                    "{} ({}/{}): {}",
+                    failure.id,
+                    failure.account,
+                    failure.region,
+                    failure.detail.as_deref().unwrap_or("failed")
+                ));
+            }
+            printer.error(format!(
+                "{} step{} failed, {skipped} skipped because of them; the rest completed. Fix the cause above and run the command again: finished stacks are not touched again",
+                failures.len(),
+                if failures.len() == 1 { "" } else { "s" }
+            ));
+        }
+    }
+
+    fn is_stack(&self, step: &StepRow) -> bool {
+        self.stacks.iter().any(|stack| step.id.starts_with(&format!("{}@", stack.name)))
+    }
+}
