@@ -7,11 +7,11 @@ use anyhow::Result;
 use crate::Ctx;
 use crate::config::Target;
 use crate::engine::executor;
+use crate::engine::preview;
 use crate::engine::report::Summary;
 use crate::engine::session::{self, Options};
 use crate::engine::stack::Method;
 use crate::engine::topology::{ImageSource, Inputs};
-use crate::engine::preview;
 use crate::output::Exit;
 
 /// Arguments of `cargo xtask deploy`.
@@ -39,10 +39,9 @@ pub struct Args {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let image = args.image.clone();
-    let inputs = move |_: &crate::config::Config| Inputs {
-        image: ImageSource::Given(image.unwrap_or_default()),
-    };
-    let session = session::open(ctx, &args.target, inputs, Options { method: args.method, show_identities: true }).await?;
+    let inputs = move |_: &crate::config::Config| Inputs { image: ImageSource::Given(image.unwrap_or_default()) };
+    let session =
+        session::open(ctx, &args.target, inputs, Options { method: args.method, show_identities: true }).await?;
     if args.dry_run {
         let previews = preview::preview(&session.plan, &session.env).await?;
         ctx.printer.text(preview::render(&previews).trim_end());

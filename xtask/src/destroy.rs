@@ -63,7 +63,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 continue;
             }
             let waiting_on = &blockers[id];
-            if let Some(kept) = waiting_on.iter().find(|blocker| results.get(blocker).is_some_and(|result| !gone(result.action))) {
+            if let Some(kept) =
+                waiting_on.iter().find(|blocker| results.get(blocker).is_some_and(|result| !gone(result.action)))
+            {
                 started.push(*id);
                 results.insert(*id, kept_because(&plan, *id, *kept));
                 continue;
@@ -157,7 +159,10 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
                 return Ok((
                     Action::Skipped,
                     state.status,
-                    Some("kept: it may hold images or artifacts; run again with --force to empty and delete it".to_string()),
+                    Some(
+                        "kept: it may hold images or artifacts; run again with --force to empty and delete it"
+                            .to_string(),
+                    ),
                 ));
             }
             if template.ends_with("ecr.yaml") {
@@ -219,8 +224,11 @@ async fn scale_to_zero(env: &Env, account: &str, region: &str) -> Result<()> {
     match ecs.update_service().cluster(app).service(app).desired_count(0).send().await {
         Ok(_) => Ok(()),
         // Already gone: nothing to scale.
-        Err(error) if matches!(error.as_service_error(), Some(service) if service.is_service_not_found_exception() || service.is_cluster_not_found_exception()) => Ok(()),
-        Err(error) => Err(anyhow!(error_text(&error))).with_context(|| format!("scaling service {app} to 0 in {account}/{region}")),
+        Err(error) if matches!(error.as_service_error(), Some(service) if service.is_service_not_found_exception() || service.is_cluster_not_found_exception()) => {
+            Ok(())
+        }
+        Err(error) => Err(anyhow!(error_text(&error)))
+            .with_context(|| format!("scaling service {app} to 0 in {account}/{region}")),
     }
 }
 
@@ -231,8 +239,14 @@ async fn empty_repository(env: &Env, account: &str, region: &str) -> Result<()> 
     loop {
         let listed = match ecr.list_images().repository_name(repository).set_next_token(token).send().await {
             Ok(listed) => listed,
-            Err(error) if error.as_service_error().is_some_and(|service| service.is_repository_not_found_exception()) => return Ok(()),
-            Err(error) => return Err(anyhow!(error_text(&error))).with_context(|| format!("listing the images of {repository}")),
+            Err(error)
+                if error.as_service_error().is_some_and(|service| service.is_repository_not_found_exception()) =>
+            {
+                return Ok(());
+            }
+            Err(error) => {
+                return Err(anyhow!(error_text(&error))).with_context(|| format!("listing the images of {repository}"));
+            }
         };
         let ids = listed.image_ids().to_vec();
         if !ids.is_empty() {
@@ -260,15 +274,23 @@ async fn empty_bucket(env: &Env, account: &str, region: &str, bucket: &str) -> R
     loop {
         let listed = match s3.list_object_versions().bucket(bucket).send().await {
             Ok(listed) => listed,
-            Err(error) if error.as_service_error().is_some_and(|service| service.meta().code() == Some("NoSuchBucket")) => return Ok(()),
-            Err(error) => return Err(anyhow!(error_text(&error))).with_context(|| format!("listing the versions in {bucket}")),
+            Err(error)
+                if error.as_service_error().is_some_and(|service| service.meta().code() == Some("NoSuchBucket")) =>
+            {
+                return Ok(());
+            }
+            Err(error) => {
+                return Err(anyhow!(error_text(&error))).with_context(|| format!("listing the versions in {bucket}"));
+            }
         };
         let identifiers: Vec<ObjectIdentifier> = listed
             .versions()
             .iter()
             .filter_map(|version| Some((version.key()?, version.version_id())))
             .chain(listed.delete_markers().iter().filter_map(|marker| Some((marker.key()?, marker.version_id()))))
-            .filter_map(|(key, version)| ObjectIdentifier::builder().key(key).set_version_id(version.map(str::to_string)).build().ok())
+            .filter_map(|(key, version)| {
+                ObjectIdentifier::builder().key(key).set_version_id(version.map(str::to_string)).build().ok()
+            })
             .collect();
         if identifiers.is_empty() {
             return Ok(());
@@ -295,6 +317,8 @@ fn report_left_behind(ctx: &Ctx, config: &crate::config::Config, results: &[Step
     ctx.printer.note("the multi-Region key and its replicas are scheduled for deletion in 7 days (KMS's shortest window); `aws kms cancel-key-deletion` keeps them");
     let kept = results.iter().filter(|result| result.action == Action::Skipped).count();
     if kept > 0 && !emptied {
-        ctx.printer.note(format!("{kept} stacks kept: run `cargo xtask destroy --force` to empty registries and buckets and delete them too"));
+        ctx.printer.note(format!(
+            "{kept} stacks kept: run `cargo xtask destroy --force` to empty registries and buckets and delete them too"
+        ));
     }
 }

@@ -283,7 +283,10 @@ pub fn prepare(plan: &Plan, root: &Path) -> Result<BTreeMap<StepId, String>> {
         bodies.insert(id, body);
     }
     if !problems.is_empty() {
-        bail!("the plan does not fit its templates (a bug in the xtask or a template, not in your config):\n  {}", problems.join("\n  "));
+        bail!(
+            "the plan does not fit its templates (a bug in the xtask or a template, not in your config):\n  {}",
+            problems.join("\n  ")
+        );
     }
     Ok(bodies)
 }

@@ -43,7 +43,12 @@ pub struct Options {
 }
 
 /// Loads the config and the plan, then connects; see the module docs for the order.
-pub async fn open(ctx: &Ctx, target: &Target, inputs: impl FnOnce(&Config) -> Inputs, options: Options) -> Result<Session> {
+pub async fn open(
+    ctx: &Ctx,
+    target: &Target,
+    inputs: impl FnOnce(&Config) -> Inputs,
+    options: Options,
+) -> Result<Session> {
     let config = target.load(&ctx.root)?;
     let (plan, index) = topology::plan(&config, &inputs(&config));
     let bodies = prepare(&plan, &ctx.root)?;

@@ -300,10 +300,7 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
         vec![],
         vec![
             ("RepositoryName".into(), Param::value(&config.source.repository)),
-            (
-                "Provider".into(),
-                Param::value(provider),
-            ),
+            ("Provider".into(), Param::value(provider)),
             ("ConnectionArn".into(), connection_arn.clone()),
             ("FullRepositoryId".into(), repository_id.clone()),
         ],
@@ -453,8 +450,10 @@ mod tests {
     fn stacks_land_in_their_accounts_and_regions() {
         let config = original();
         let (plan, index) = plan(&config, &Inputs { image: ImageSource::Given("img@sha256:00".into()) });
-        let placed: Vec<(String, String, String)> =
-            plan.stacks().map(|(_, step, stack)| (stack.name.clone(), step.account.clone(), step.region.clone())).collect();
+        let placed: Vec<(String, String, String)> = plan
+            .stacks()
+            .map(|(_, step, stack)| (stack.name.clone(), step.account.clone(), step.region.clone()))
+            .collect();
         for expect in [
             ("web-key", "111111111111", "ap-south-1"),
             ("web-key-replica", "111111111111", "eu-central-1"),
@@ -468,7 +467,9 @@ mod tests {
             ("web-pipeline", "111111111111", "ap-south-1"),
         ] {
             assert!(
-                placed.iter().any(|(name, account, region)| (name.as_str(), account.as_str(), region.as_str()) == expect),
+                placed
+                    .iter()
+                    .any(|(name, account, region)| (name.as_str(), account.as_str(), region.as_str()) == expect),
                 "{expect:?} missing from {placed:?}"
             );
         }

@@ -3,6 +3,7 @@
 //! Docker engine; a missing prerequisite fails the test with the command that installs it.
 
 mod config;
+mod deploy;
 mod lint;
 mod stack;
 mod support;

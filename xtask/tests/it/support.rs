@@ -2,7 +2,7 @@
 //! scratch folders, and running the real `xtask` binary.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -55,9 +55,13 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_on(free_port())
+    }
+
+    /// An emulator on a given port (e.g. to restart one where the config points).
+    pub fn start_on(port: u16) -> Moto {
         let venv = venv();
         let scratch = Scratch::new("moto");
-        let port = free_port();
         let args = ["-H".to_string(), "127.0.0.1".to_string(), "-p".to_string(), port.to_string()];
         let child = xtask::local::daemon::spawn(
             &venv.bin("moto_server"),
@@ -85,16 +89,6 @@ impl Drop for Moto {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// Runs the real `xtask` binary with `args` in the project root, with `envs` set.
-pub fn xtask(args: &[&str], envs: &[(&str, &Path)]) -> Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command.args(args).current_dir(xtask::project::root()).env("NO_COLOR", "1");
-    for (name, value) in envs {
-        command.env(name, value);
-    }
-    command.output().expect("running the xtask binary")
 }
 
 /// stderr as text, for assertions and failure messages.

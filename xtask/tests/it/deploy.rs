@@ -1,0 +1,404 @@
+//! `cargo xtask deploy`, `plan`, `status` and `destroy` through the real binary against a real
+//! `moto_server` of the test's own, with the repo's topology (tools 111111111111 in ap-south-1;
+//! workloads in 222222222222/ap-south-1, 333333333333/eu-central-1, 444444444444/us-east-1).
+//!
+//! These runs pass `--image`, so they deploy the stacks without building and pushing the site's
+//! image (the release tests cover that path). What the emulator cannot prove: replica keys (its
+//! CloudFormation skips them; the plan reports them as an emulator gap), bucket policies and
+//! Code* resources (skipped silently), running tasks, change-set diffs of updates, and deleting a
+//! VPC with route tables.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use xtask::aws::{Aws, Endpoint};
+use xtask::config::Config;
+
+use crate::support::{Moto, Scratch, stderr};
+
+const IMAGE: &str = "222222222222.dkr.ecr.ap-south-1.amazonaws.com/web@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+/// The repo's deploy.toml pointed at `port`, written into `scratch`, with `edit` applied.
+fn write_config(scratch: &Scratch, port: u16, edit: impl Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(xtask::project::root().join("deploy.toml")).expect("the repo's deploy.toml");
+    let text = edit(format!("{text}\n[local]\nemulator_port = {port}\n"));
+    let path = scratch.path.join("deploy.toml");
+    std::fs::write(&path, text).expect("writing the test config");
+    path
+}
+
+/// Runs `xtask <args> --config <config> --local` with the local state in `scratch`.
+fn run(scratch: &Scratch, config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .arg("--local")
+        .env("GBG_LOCAL_DIR", scratch.path.join("local"))
+        .env("NO_COLOR", "1")
+        .current_dir(xtask::project::root())
+        .output()
+        .expect("running the xtask binary")
+}
+
+fn summary(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("no JSON summary on stdout ({error}); stderr:\n{}", stderr(output)))
+}
+
+/// `(name, account, region) -> action` of a JSON summary.
+fn actions(summary: &serde_json::Value) -> Vec<(String, String, String, String)> {
+    summary["stacks"]
+        .as_array()
+        .expect("a stacks list")
+        .iter()
+        .map(|stack| {
+            let field = |name: &str| stack[name].as_str().unwrap_or_default().to_string();
+            (field("name"), field("account"), field("region"), field("action"))
+        })
+        .collect()
+}
+
+async fn aws(config: &Path, moto: &Moto) -> (Config, Aws) {
+    let config = Config::load(config).expect("the test config loads");
+    let aws = Aws::new(&config, Endpoint::Local(moto.url.clone())).await;
+    (config, aws)
+}
+
+async fn outputs(aws: &Aws, account: &str, region: &str, stack: &str) -> std::collections::BTreeMap<String, String> {
+    let client = aws.cloudformation(account, region).await.unwrap();
+    let reply = client.describe_stacks().stack_name(stack).send().await.unwrap();
+    reply.stacks()[0]
+        .outputs()
+        .iter()
+        .map(|output| (output.output_key().unwrap().to_string(), output.output_value().unwrap().to_string()))
+        .collect()
+}
+
+async fn parameters(aws: &Aws, account: &str, region: &str, stack: &str) -> std::collections::BTreeMap<String, String> {
+    let client = aws.cloudformation(account, region).await.unwrap();
+    let reply = client.describe_stacks().stack_name(stack).send().await.unwrap();
+    reply.stacks()[0]
+        .parameters()
+        .iter()
+        .map(|parameter| {
+            (
+                parameter.parameter_key().unwrap().to_string(),
+                parameter.parameter_value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The whole topology, then a no-op redeploy, `plan` exiting 0, a changed setting touching only
+/// its stacks, `status`, and `destroy`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_topology_deploys_whole_and_converges() {
+    let moto = Moto::start();
+    let scratch = Scratch::new("deploy");
+    let config = write_config(&scratch, moto.port, |text| text);
+
+    let first = run(&scratch, &config, &["deploy", "--image", IMAGE, "--json"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let created = actions(&summary(&first));
+    assert_eq!(created.len(), 24, "{created:?}");
+    for (name, account, region, action) in &created {
+        let expected = if name == "web-key-replica" { "emulator-gap" } else { "created" };
+        assert_eq!(action, expected, "{name} in {account}/{region}");
+    }
+    for workload in [("222222222222", "ap-south-1"), ("333333333333", "eu-central-1"), ("444444444444", "us-east-1")] {
+        for stack in ["web-network", "web-alb", "web-ecr", "web-service", "web-release"] {
+            assert!(
+                created.contains(&(stack.into(), workload.0.into(), workload.1.into(), "created".into())),
+                "{stack} {workload:?}"
+            );
+        }
+    }
+
+    // Values wired across stacks, accounts and regions.
+    let (_, aws) = aws(&config, &moto).await;
+    let key = outputs(&aws, "111111111111", "ap-south-1", "web-key").await;
+    let key_id = &key["KeyId"];
+    let network = outputs(&aws, "333333333333", "eu-central-1", "web-network").await;
+    let alb = parameters(&aws, "333333333333", "eu-central-1", "web-alb").await;
+    assert_eq!(alb["VpcId"], network["VpcId"]);
+    let release = parameters(&aws, "333333333333", "eu-central-1", "web-release").await;
+    assert_eq!(release["ArtifactKeyArn"], format!("arn:aws:kms:eu-central-1:111111111111:key/{key_id}"));
+    assert_eq!(release["ArtifactBucketName"], "web-artifacts-111111111111-eu-central-1");
+    assert_eq!(release["PipelineRoleArn"], "arn:aws:iam::111111111111:role/web-pipeline");
+    let artifacts = parameters(&aws, "111111111111", "us-east-1", "web-artifacts").await;
+    assert_eq!(artifacts["KeyArn"], format!("arn:aws:kms:us-east-1:111111111111:key/{key_id}"));
+    let service = parameters(&aws, "444444444444", "us-east-1", "web-service").await;
+    assert_eq!(service["ImageUri"], IMAGE);
+    assert_eq!(service["DesiredCount"], "2");
+
+    // A second deploy changes nothing, and `plan` agrees.
+    let second = run(&scratch, &config, &["deploy", "--image", IMAGE, "--json"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    for (name, account, region, action) in actions(&summary(&second)) {
+        let expected = if name == "web-key-replica" { "emulator-gap" } else { "unchanged" };
+        assert_eq!(action, expected, "{name} in {account}/{region}");
+    }
+    let plan = run(&scratch, &config, &["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    assert!(stderr(&plan).contains("0 of 24 stacks would change"), "{}", stderr(&plan));
+
+    // One setting changed: the stacks that take it change, nothing else; plan says so first.
+    let scaled = write_config(&scratch, moto.port, |text| format!("{text}\n[service]\ndesired_count = 3\n"));
+    let plan = run(&scratch, &scaled, &["plan"]);
+    assert_eq!(plan.status.code(), Some(1), "{}", stderr(&plan));
+    assert!(stderr(&plan).contains("3 of 24 stacks would change"), "{}", stderr(&plan));
+    let third = run(&scratch, &scaled, &["deploy", "--image", IMAGE, "--json"]);
+    assert!(third.status.success(), "{}", stderr(&third));
+    for (name, account, region, action) in actions(&summary(&third)) {
+        let expected = match name.as_str() {
+            "web-service" => "updated",
+            "web-key-replica" => "emulator-gap",
+            _ => "unchanged",
+        };
+        assert_eq!(action, expected, "{name} in {account}/{region}");
+    }
+    assert_eq!(parameters(&aws, "222222222222", "ap-south-1", "web-service").await["DesiredCount"], "3");
+
+    let status = run(&scratch, &scaled, &["status", "--json"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let states: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let deployed = states["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["status"] == "UPDATE_COMPLETE" || row["status"] == "CREATE_COMPLETE")
+        .count();
+    assert_eq!(deployed, 22, "{states}");
+
+    // Teardown: nothing left but what the emulator cannot delete.
+    let destroyed = run(&scratch, &scaled, &["destroy", "--force", "--json"]);
+    assert!(destroyed.status.success(), "{}", stderr(&destroyed));
+    for (name, account, region, action) in actions(&summary(&destroyed)) {
+        let expected = match name.as_str() {
+            "web-key-replica" | "web-network" => "emulator-gap",
+            _ => "deleted",
+        };
+        assert_eq!(action, expected, "{name} in {account}/{region}");
+    }
+    assert!(stderr(&destroyed).contains("cannot delete route tables"), "{}", stderr(&destroyed));
+    let after = run(&scratch, &scaled, &["status", "--json"]);
+    let states: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
+    assert!(states["stacks"].as_array().unwrap().iter().all(|row| row["status"] == "NOT_DEPLOYED"), "{states}");
+    let s3 = aws.s3("111111111111", "eu-central-1").await.unwrap();
+    let buckets = s3.list_buckets().send().await.unwrap();
+    assert!(buckets.buckets().is_empty(), "buckets left: {:?}", buckets.buckets());
+    let ecr = aws.ecr("333333333333", "eu-central-1").await.unwrap();
+    let repositories = ecr.describe_repositories().send().await.unwrap();
+    assert!(repositories.repositories().is_empty(), "{:?}", repositories.repositories());
+}
+
+/// A stack that fails in one workload: every other stack completes, the failure's root cause is
+/// printed, what depends on it is skipped, and the exit code is 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_in_one_region_stops_only_its_branch() {
+    let moto = Moto::start();
+    let scratch = Scratch::new("deploy-fail");
+    let config = write_config(&scratch, moto.port, |text| text);
+    // A repository of the same name made by hand in europe's account: its ecr stack cannot create it.
+    let (_, aws) = aws(&config, &moto).await;
+    let ecr = aws.ecr("333333333333", "eu-central-1").await.unwrap();
+    ecr.create_repository().repository_name("web").send().await.unwrap();
+
+    let output = run(&scratch, &config, &["deploy", "--image", IMAGE, "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(text.contains("web-ecr@europe (333333333333/eu-central-1)"), "{text}");
+    assert!(text.to_lowercase().contains("already exists"), "the root cause is printed:\n{text}");
+    let result = summary(&output);
+    let stacks = actions(&result);
+    let action_of = |name: &str, account: &str| {
+        stacks.iter().find(|(stack, at, _, _)| stack == name && at == account).map(|row| row.3.clone()).unwrap()
+    };
+    assert_eq!(action_of("web-ecr", "333333333333"), "failed");
+    assert_eq!(action_of("web-service", "333333333333"), "skipped");
+    assert_eq!(action_of("web-release", "333333333333"), "skipped");
+    assert_eq!(action_of("web-pipeline", "111111111111"), "skipped");
+    for account in ["222222222222", "444444444444"] {
+        for stack in ["web-network", "web-alb", "web-ecr", "web-service", "web-release"] {
+            assert_eq!(action_of(stack, account), "created", "{stack} in {account}");
+        }
+    }
+}
+
+/// A change made to the text of a config.
+type Edit = Box<dyn Fn(String) -> String>;
+
+/// Bad configs exit 2 naming the field, and the emulator they point at stays empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_configs_exit_2_and_create_nothing() {
+    let moto = Moto::start();
+    let scratch = Scratch::new("deploy-bad");
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        ("malformed TOML", Box::new(|text: String| text.replace("app = \"web\"", "app = web\"")), "syntax"),
+        (
+            "integer account",
+            Box::new(|text: String| text.replacen("account = \"111111111111\"", "account = 111111111111", 1)),
+            "tools.account",
+        ),
+        (
+            "short account",
+            Box::new(|text: String| text.replacen("\"222222222222\"", "\"2222\"", 1)),
+            "workloads[0].account",
+        ),
+        (
+            "letters in account",
+            Box::new(|text: String| text.replacen("\"333333333333\"", "\"33333333333x\"", 1)),
+            "workloads[1].account",
+        ),
+        (
+            "unknown region",
+            Box::new(|text: String| text.replacen("region = \"eu-central-1\"", "region = \"eu-central-9\"", 1)),
+            "workloads[1].region",
+        ),
+        (
+            "zone, not region",
+            Box::new(|text: String| text.replacen("region = \"us-east-1\"", "region = \"us-east-1a\"", 1)),
+            "workloads[2].region",
+        ),
+        (
+            "duplicate names",
+            Box::new(|text: String| text.replacen("name = \"europe\"", "name = \"india\"", 1)),
+            "workloads[1].name",
+        ),
+        (
+            "duplicate account and region",
+            Box::new(|text: String| {
+                text.replacen(
+                    "account = \"444444444444\"\nregion = \"us-east-1\"",
+                    "account = \"333333333333\"\nregion = \"eu-central-1\"",
+                    1,
+                )
+            }),
+            "workloads[2]",
+        ),
+        ("missing tools", Box::new(|text: String| text.replacen("\n[tools]", "\n[toolz]", 1)), "tools"),
+        ("missing app", Box::new(|text: String| text.replacen("app = \"web\"", "", 1)), "app"),
+        ("unknown top-level key", Box::new(|text: String| format!("colour = \"blue\"\n{text}")), "colour"),
+        (
+            "unknown workload key",
+            Box::new(|text: String| text.replacen("wave = 2", "wave = 2\nregoin = \"x\"", 1)),
+            "regoin",
+        ),
+        (
+            "empty workload list",
+            Box::new(|text: String| {
+                let head = text.split("[[workloads]]").next().unwrap_or_default().to_string();
+                format!("{head}workloads = []\n")
+            }),
+            "workloads",
+        ),
+        ("wrong type for wave", Box::new(|text: String| text.replacen("wave = 2", "wave = \"two\"", 1)), "wave"),
+        ("wave zero", Box::new(|text: String| text.replacen("wave = 2", "wave = 0", 1)), "wave"),
+        ("uppercase app", Box::new(|text: String| text.replacen("app = \"web\"", "app = \"Web\"", 1)), "app"),
+        (
+            "app too long for names",
+            Box::new(|text: String| text.replacen("app = \"web\"", "app = \"a-very-long-application-name-indeed\"", 1)),
+            "app",
+        ),
+        (
+            "privileged port",
+            Box::new(|text: String| format!("{text}\n[service]\ncontainer_port = 80\n")),
+            "service.container_port",
+        ),
+        (
+            "bad fargate size",
+            Box::new(|text: String| format!("{text}\n[service]\ncpu = 256\nmemory = 4096\n")),
+            "service.memory",
+        ),
+        (
+            "profile and role",
+            Box::new(|text: String| text.replacen("wave = 1", "wave = 1\nprofile = \"india\"\nrole = \"Deployer\"", 1)),
+            "workloads[0]",
+        ),
+        (
+            "same branches",
+            Box::new(|text: String| format!("{text}\n[gitflow]\ndevelop_branch = \"main\"\n")),
+            "gitflow",
+        ),
+        (
+            "bad merge strategy",
+            Box::new(|text: String| format!("{text}\n[gitflow]\nmerge_strategy = \"rebase\"\n")),
+            "gitflow.merge_strategy",
+        ),
+        (
+            "connection without arn",
+            Box::new(|text: String| format!("{text}\n[source]\nprovider = \"codeconnections\"\n")),
+            "source",
+        ),
+    ];
+    assert!(cases.len() >= 20);
+    for (label, edit, field) in &cases {
+        let config = write_config(&scratch, moto.port, edit);
+        let output = run(&scratch, &config, &["deploy", "--image", IMAGE]);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{label}: exit 2 expected:\n{text}");
+        assert!(text.contains(field), "{label}: the message names `{field}`:\n{text}");
+        assert!(text.contains("deploy.toml:"), "{label}: the message names the file and line:\n{text}");
+    }
+    // Nothing reached the emulator: no stack in any account and region of the topology.
+    let good = write_config(&scratch, moto.port, |text| text);
+    let (config, aws) = aws(&good, &moto).await;
+    for (account, region) in std::iter::once((config.tools.account.clone(), config.tools.region.clone()))
+        .chain(config.workloads.iter().map(|workload| (workload.account.clone(), workload.region.clone())))
+    {
+        let client = aws.cloudformation(&account, &region).await.unwrap();
+        let listed = client.list_stacks().send().await.unwrap();
+        assert!(listed.stack_summaries().is_empty(), "{account}/{region}: {:?}", listed.stack_summaries());
+    }
+}
+
+/// The emulator goes away in the middle of a deploy: a clear error, not a hang; started again,
+/// the same command converges.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_emulator_stopping_mid_deploy_is_a_clear_error_and_a_rerun_converges() {
+    let mut moto = Moto::start();
+    let port = moto.port;
+    let scratch = Scratch::new("deploy-outage");
+    let config = write_config(&scratch, port, |text| text);
+    let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["deploy", "--image", IMAGE, "--json", "--config"])
+        .arg(&config)
+        .arg("--local")
+        .env("GBG_LOCAL_DIR", scratch.path.join("local"))
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the first stacks go through, then pull the plug.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let client = {
+        let (_, aws) = aws(&config, &moto).await;
+        aws.cloudformation("111111111111", "ap-south-1").await.unwrap()
+    };
+    loop {
+        if client.describe_stacks().stack_name("web-key").send().await.is_ok() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the deploy never created web-key");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    moto.kill();
+    let output = child.wait_with_output().unwrap();
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("127.0.0.1") || text.to_lowercase().contains("connect"),
+        "the error names the unreachable endpoint:\n{text}"
+    );
+
+    // The emulator keeps state in memory: a new one starts empty, and the deploy builds it all.
+    drop(moto);
+    let restarted = Moto::start_on(port);
+    let again = run(&scratch, &config, &["deploy", "--image", IMAGE, "--json"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let second = run(&scratch, &config, &["deploy", "--image", IMAGE, "--json"]);
+    assert!(actions(&summary(&second)).iter().all(|row| row.3 == "unchanged" || row.3 == "emulator-gap"));
+    drop(restarted);
+}
