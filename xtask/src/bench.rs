@@ -1,13 +1,26 @@
-//! `cargo xtask bench`: not built yet (skeleton).
+//! `cargo xtask bench` (interim: only `deploy`).
 
-use anyhow::{Result, bail};
+pub mod deploy;
+
+use anyhow::Result;
 
 use crate::Ctx;
 
 /// Arguments of `cargo xtask bench`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
 
-pub async fn run(_ctx: &Ctx, _args: Args) -> Result<()> {
-    bail!("`cargo xtask bench` is not built yet")
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// `deploy --local` against the original runbook replayed on the same emulator.
+    Deploy(deploy::Args),
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    match args.command {
+        Command::Deploy(args) => deploy::run(ctx, args).await,
+    }
 }

@@ -50,15 +50,25 @@ pub async fn open(
     options: Options,
 ) -> Result<Session> {
     let config = target.load(&ctx.root)?;
+    open_config(ctx, config, target.local, inputs, options).await
+}
+
+/// [`open`] with a config already loaded.
+pub async fn open_config(
+    ctx: &Ctx,
+    config: Config,
+    local: bool,
+    inputs: impl FnOnce(&Config) -> Inputs,
+    options: Options,
+) -> Result<Session> {
     let (plan, index) = topology::plan(&config, &inputs(&config));
     let bodies = prepare(&plan, &ctx.root)?;
-    let endpoint = if target.local {
+    let endpoint = if local {
         let emulator = moto::ensure(&ctx.printer, config.local.emulator_port)?;
         Endpoint::Local(emulator.url)
     } else {
         Endpoint::Aws
     };
-    let local = target.local;
     let aws = Aws::new(&config, endpoint).await;
     let identities = aws.identities(&config).await?;
     if options.show_identities {
