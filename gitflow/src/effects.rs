@@ -425,3 +425,418 @@ async fn post_comment(
         .with_context(|| format!("commenting on pull request {pull_request_id}"))?;
     Ok(())
 }
+
+/// The effect layer against a local HTTP double of the CodeCommit and CodeBuild JSON APIs.
+///
+/// No local emulator serves CodeCommit's branch, commit or pull-request API (moto implements only
+/// repositories), so these tests point the SDK clients at a small server that answers each
+/// operation with a body shaped exactly as the CodeCommit API reference documents it ("Response
+/// Syntax"; errors as `{"__type": ..., "message": ...}` with HTTP 400), and records every request
+/// so the tests can assert what the Lambda sent. The real SDK serializes and parses on both
+/// sides. CodeBuild's StartBuild, which moto does serve, is recorded here only because it is one
+/// step of the pull-request flow; `xtask/tests/it/gitflow.rs` runs that flow with StartBuild
+/// against moto.
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_codecommit::config::{BehaviorVersion, Credentials, Region};
+    use serde_json::json;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::event::tests::{PR_VARIABLES, build_event, pull_request_event, push_event};
+    use crate::settings::tests::settings;
+
+    const MAIN: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
+    const D1: &str = "d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1";
+    const D2: &str = "d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2";
+    /// The pull request events' source and destination commits (see `event::tests`).
+    const SOURCE: &str = "5000000000000000000000000000000000000001";
+    const DESTINATION: &str = "d000000000000000000000000000000000000001";
+
+    type Responder = Arc<dyn Fn(&str, &Value) -> (u16, Value) + Send + Sync>;
+
+    #[derive(Clone, Debug)]
+    struct Request {
+        operation: String,
+        body: Value,
+    }
+
+    struct Double {
+        endpoint: String,
+        requests: Arc<Mutex<Vec<Request>>>,
+    }
+
+    impl Double {
+        async fn start(responder: impl Fn(&str, &Value) -> (u16, Value) + Send + Sync + 'static) -> Double {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let endpoint = format!("http://{}", listener.local_addr().unwrap());
+            let requests = Arc::new(Mutex::new(Vec::new()));
+            let responder: Responder = Arc::new(responder);
+            let recorded = requests.clone();
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(serve(stream, responder.clone(), recorded.clone()));
+                }
+            });
+            Double { endpoint, requests }
+        }
+
+        fn operations(&self) -> Vec<String> {
+            self.requests.lock().unwrap().iter().map(|request| request.operation.clone()).collect()
+        }
+
+        fn body(&self, operation: &str) -> Value {
+            let requests = self.requests.lock().unwrap();
+            let found = requests.iter().find(|request| request.operation == operation);
+            found.unwrap_or_else(|| panic!("no {operation} request")).body.clone()
+        }
+
+        fn aws(&self) -> Aws {
+            let codecommit = aws_sdk_codecommit::config::Builder::new()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("ap-south-1"))
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+                .build();
+            let codebuild = aws_sdk_codebuild::config::Builder::new()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("ap-south-1"))
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+                .build();
+            Aws {
+                codecommit: aws_sdk_codecommit::Client::from_conf(codecommit.clone()),
+                approver: aws_sdk_codecommit::Client::from_conf(codecommit),
+                codebuild: aws_sdk_codebuild::Client::from_conf(codebuild),
+            }
+        }
+    }
+
+    /// One keep-alive connection: `Content-Length` bodies, the operation from `X-Amz-Target`.
+    async fn serve(stream: TcpStream, responder: Responder, requests: Arc<Mutex<Vec<Request>>>) {
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut length = 0;
+            let mut operation = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    match name.trim().to_ascii_lowercase().as_str() {
+                        "content-length" => length = value.trim().parse().unwrap(),
+                        "x-amz-target" => {
+                            operation = value.trim().rsplit('.').next().unwrap_or_default().to_string();
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).await.unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let (status, answer) = responder(&operation, &body);
+            requests.lock().unwrap().push(Request { operation, body });
+            let answer = answer.to_string();
+            let response = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: test\r\nContent-Length: {}\r\n\r\n{answer}",
+                answer.len()
+            );
+            reader.get_mut().write_all(response.as_bytes()).await.unwrap();
+        }
+    }
+
+    fn error(code: &str) -> (u16, Value) {
+        (400, json!({"__type": code, "message": format!("{code} (test double)")}))
+    }
+
+    /// GetCommit's documented response for a commit.
+    fn commit(id: &str, parents: &[&str], time: i64, message: &str) -> Value {
+        let user = json!({"name": "Mary Major", "email": "mary_major@example.com", "date": format!("{time} -0800")});
+        json!({"commit": {
+            "additionalData": "",
+            "author": user,
+            "commitId": id,
+            "committer": user,
+            "message": message,
+            "parents": parents,
+            "treeId": "347a3408EXAMPLE"
+        }})
+    }
+
+    /// GetPullRequest's documented response for pull request 7, develop -> main.
+    fn pull_request(status: &str, source: &str, rules: &[&str]) -> Value {
+        let rules: Vec<Value> = rules
+            .iter()
+            .map(|name| {
+                json!({
+                    "approvalRuleContent": "{\"Version\": \"2018-11-08\"}",
+                    "approvalRuleId": "dd8b17fe-EXAMPLE",
+                    "approvalRuleName": name,
+                    "creationDate": 1571356106.936,
+                    "lastModifiedDate": 1571356106.936,
+                    "lastModifiedUser": "arn:aws:iam::111111111111:user/Mary_Major",
+                    "ruleContentSha256": "4711b576EXAMPLE"
+                })
+            })
+            .collect();
+        json!({"pullRequest": {
+            "approvalRules": rules,
+            "authorArn": "arn:aws:sts::111111111111:assumed-role/web-gitflow/web-gitflow",
+            "clientRequestToken": "",
+            "creationDate": 1508962823.285,
+            "description": "Commits on `develop` ...",
+            "lastActivityDate": 1508962823.285,
+            "pullRequestId": "7",
+            "pullRequestStatus": status,
+            "pullRequestTargets": [{
+                "destinationCommit": DESTINATION,
+                "destinationReference": "refs/heads/main",
+                "mergeBase": DESTINATION,
+                "mergeMetadata": {"isMerged": false},
+                "repositoryName": "web",
+                "sourceCommit": source,
+                "sourceReference": "refs/heads/develop"
+            }],
+            "revisionId": "9f29d167EXAMPLE",
+            "title": "Merge develop into main"
+        }})
+    }
+
+    fn comment_posted() -> Value {
+        json!({
+            "afterCommitId": SOURCE,
+            "beforeCommitId": DESTINATION,
+            "comment": {"commentId": "abcd1234EXAMPLE", "content": "...", "deleted": false},
+            "pullRequestId": "7",
+            "repositoryName": "web"
+        })
+    }
+
+    /// The answers of a repository where develop (d2 -> d1 -> main) is ahead of main.
+    fn repository(open: &'static [&'static str]) -> impl Fn(&str, &Value) -> (u16, Value) + Send + Sync + 'static {
+        move |operation, body| match operation {
+            "GetBranch" => (200, json!({"branch": {"branchName": "main", "commitId": MAIN}})),
+            "ListPullRequests" => (200, json!({"pullRequestIds": open})),
+            "GetPullRequest" => (200, pull_request("OPEN", SOURCE, &[])),
+            "GetCommit" => match body["commitId"].as_str().unwrap() {
+                D2 => (200, commit(D2, &[D1], 1700000300, "Add the health check\n\nbody")),
+                D1 => (200, commit(D1, &[MAIN], 1700000200, "Pin the image by digest")),
+                MAIN => (200, commit(MAIN, &[], 1700000100, "Initial commit")),
+                other => error(&format!("CommitDoesNotExistException {other}")),
+            },
+            "CreatePullRequest" => (200, {
+                let mut created = pull_request("OPEN", D2, &[]);
+                created["pullRequest"]["pullRequestId"] = json!("8");
+                created
+            }),
+            other => error(&format!("Unexpected{other}")),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_push_opens_a_pull_request_listing_the_new_commits() {
+        let double = Double::start(repository(&[])).await;
+        let outcome = handle(&double.aws(), &settings(), &push_event("develop", "referenceUpdated", D2)).await.unwrap();
+        assert_eq!(outcome.notes, vec!["opened pull request 8"]);
+        assert_eq!(
+            double.operations(),
+            ["GetBranch", "ListPullRequests", "GetCommit", "GetCommit", "GetCommit", "CreatePullRequest"]
+        );
+        let created = double.body("CreatePullRequest");
+        assert_eq!(created["title"], "Merge develop into main: d2d2d2d Add the health check");
+        assert_eq!(
+            created["targets"],
+            json!([{"repositoryName": "web", "sourceReference": "refs/heads/develop", "destinationReference": "refs/heads/main"}])
+        );
+        assert_eq!(created["clientRequestToken"], D2);
+        let description = created["description"].as_str().unwrap();
+        assert!(
+            description.contains(
+                "- d2d2d2d Add the health check (Mary Major)\n- d1d1d1d Pin the image by digest (Mary Major)\n\n"
+            ),
+            "{description}"
+        );
+        assert!(!description.contains("a1a1a1a"), "main's commit is listed: {description}");
+    }
+
+    #[tokio::test]
+    async fn a_push_with_an_open_pull_request_opens_nothing() {
+        let double = Double::start(repository(&["7"])).await;
+        let outcome = handle(&double.aws(), &settings(), &push_event("develop", "referenceUpdated", D2)).await.unwrap();
+        assert!(matches!(outcome.decision, Decision::Skip { ref reason } if reason.contains("pull request 7")));
+        assert_eq!(double.operations(), ["GetBranch", "ListPullRequests", "GetPullRequest"]);
+    }
+
+    #[tokio::test]
+    async fn a_push_to_another_branch_calls_nothing() {
+        let double = Double::start(repository(&[])).await;
+        let outcome =
+            handle(&double.aws(), &settings(), &push_event("feature/x", "referenceUpdated", D2)).await.unwrap();
+        assert!(matches!(outcome.decision, Decision::Ignore { .. }));
+        assert!(double.operations().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_missing_repository_fails_naming_it() {
+        let double = Double::start(|_, _| error("RepositoryDoesNotExistException")).await;
+        let failure =
+            handle(&double.aws(), &settings(), &push_event("develop", "referenceUpdated", D2)).await.unwrap_err();
+        let message = format!("{failure:#}");
+        assert!(message.contains("reading branch `main` of repository `web`"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_pull_request_gets_the_approval_rule_and_a_validation_build() {
+        let double = Double::start(|operation, _| match operation {
+            "GetPullRequest" => (200, pull_request("OPEN", SOURCE, &[])),
+            "CreatePullRequestApprovalRule" => (200, json!({"approvalRule": {
+                "approvalRuleContent": "{}", "approvalRuleId": "aac33506-EXAMPLE", "approvalRuleName": "gitflow-validation",
+                "creationDate": 1571356106.936, "lastModifiedDate": 1571356106.936,
+                "lastModifiedUser": "arn:aws:sts::111111111111:assumed-role/web-gitflow/web-gitflow", "ruleContentSha256": "4711b576EXAMPLE"
+            }})),
+            "StartBuild" => (200, json!({"build": {"id": "web-validate:0f5b2b0c", "arn": "arn:aws:codebuild:ap-south-1:111111111111:build/web-validate:0f5b2b0c", "buildStatus": "IN_PROGRESS", "projectName": "web-validate", "sourceVersion": SOURCE}})),
+            other => error(&format!("Unexpected{other}")),
+        })
+        .await;
+        let event = pull_request_event("pullRequestCreated", "develop", "main");
+        let outcome = handle(&double.aws(), &settings(), &event).await.unwrap();
+        assert_eq!(outcome.notes, ["added approval rule `gitflow-validation`", "started build web-validate:0f5b2b0c"]);
+        assert_eq!(double.operations(), ["GetPullRequest", "CreatePullRequestApprovalRule", "StartBuild"]);
+        let rule = double.body("CreatePullRequestApprovalRule");
+        assert_eq!(rule["pullRequestId"], "7");
+        let content: Value = serde_json::from_str(rule["approvalRuleContent"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            content["Statements"][0]["ApprovalPoolMembers"],
+            json!(["arn:aws:sts::111111111111:assumed-role/web-gitflow-approver/*"])
+        );
+        let build = double.body("StartBuild");
+        assert_eq!(build["projectName"], "web-validate");
+        assert_eq!(build["sourceVersion"], SOURCE);
+        assert_eq!(
+            build["environmentVariablesOverride"],
+            json!([
+                {"name": "GITFLOW_PULL_REQUEST_ID", "value": "7", "type": "PLAINTEXT"},
+                {"name": "GITFLOW_SOURCE_COMMIT", "value": SOURCE, "type": "PLAINTEXT"},
+                {"name": "GITFLOW_DESTINATION_COMMIT", "value": DESTINATION, "type": "PLAINTEXT"},
+                {"name": "GITFLOW_REPOSITORY", "value": "web", "type": "PLAINTEXT"}
+            ])
+        );
+    }
+
+    fn after_build(merge: (u16, Value)) -> impl Fn(&str, &Value) -> (u16, Value) + Send + Sync + 'static {
+        move |operation, _| match operation {
+            "GetPullRequest" => (200, pull_request("OPEN", SOURCE, &["gitflow-validation"])),
+            "PostCommentForPullRequest" => (200, comment_posted()),
+            "UpdatePullRequestApprovalState" => (200, json!({})),
+            "MergePullRequestByFastForward" | "MergePullRequestBySquash" => merge.clone(),
+            other => error(&format!("Unexpected{other}")),
+        }
+    }
+
+    fn merged() -> (u16, Value) {
+        let mut merged = pull_request("CLOSED", SOURCE, &["gitflow-validation"]);
+        merged["pullRequest"]["pullRequestTargets"][0]["mergeMetadata"] =
+            json!({"isMerged": true, "mergedBy": "arn:aws:sts::111111111111:assumed-role/web-gitflow/web-gitflow"});
+        (200, merged)
+    }
+
+    #[tokio::test]
+    async fn a_passed_build_is_reported_approved_and_fast_forwarded() {
+        let double = Double::start(after_build(merged())).await;
+        let event = build_event("web-validate", "SUCCEEDED", PR_VARIABLES);
+        let outcome = handle(&double.aws(), &settings(), &event).await.unwrap();
+        assert_eq!(
+            outcome.notes,
+            ["approved pull request 7 as the approver role", "merged pull request 7 (fast-forward)"]
+        );
+        assert_eq!(
+            double.operations(),
+            [
+                "GetPullRequest",
+                "PostCommentForPullRequest",
+                "UpdatePullRequestApprovalState",
+                "MergePullRequestByFastForward"
+            ]
+        );
+        assert_eq!(
+            double.body("UpdatePullRequestApprovalState"),
+            json!({"pullRequestId": "7", "revisionId": "9f29d167EXAMPLE", "approvalState": "APPROVE"})
+        );
+        assert_eq!(
+            double.body("MergePullRequestByFastForward"),
+            json!({"pullRequestId": "7", "repositoryName": "web", "sourceCommitId": SOURCE})
+        );
+        let comment = double.body("PostCommentForPullRequest");
+        assert_eq!(comment["beforeCommitId"], DESTINATION);
+        assert_eq!(comment["afterCommitId"], SOURCE);
+        assert!(comment["content"].as_str().unwrap().starts_with("Validation build passed for 5000000"), "{comment}");
+    }
+
+    #[tokio::test]
+    async fn a_squash_merge_names_the_squashed_head() {
+        let double = Double::start(after_build(merged())).await;
+        let squash = Settings { merge_strategy: MergeStrategy::Squash, ..settings() };
+        let event = build_event("web-validate", "SUCCEEDED", PR_VARIABLES);
+        handle(&double.aws(), &squash, &event).await.unwrap();
+        let merge = double.body("MergePullRequestBySquash");
+        assert_eq!(merge["sourceCommitId"], SOURCE);
+        assert_eq!(merge["authorName"], "gitflow");
+        assert!(merge["commitMessage"].as_str().unwrap().contains(&format!("Gitflow-Squashed-Head: {SOURCE}")));
+    }
+
+    #[tokio::test]
+    async fn a_merge_that_needs_a_person_is_reported_on_the_pull_request() {
+        let double = Double::start(after_build(error("ManualMergeRequiredException"))).await;
+        let event = build_event("web-validate", "SUCCEEDED", PR_VARIABLES);
+        let outcome = handle(&double.aws(), &settings(), &event).await.unwrap();
+        assert_eq!(outcome.notes[1], "not merged (ManualMergeRequiredException); commented on pull request 7");
+        let comments: Vec<Request> = double
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|request| request.operation == "PostCommentForPullRequest")
+            .cloned()
+            .collect();
+        assert_eq!(comments.len(), 2);
+        let content = comments[1].body["content"].as_str().unwrap();
+        assert!(content.contains("Merge `main` into `develop` and push"), "{content}");
+    }
+
+    #[tokio::test]
+    async fn an_approval_of_a_moved_pull_request_is_noted_and_nothing_merges() {
+        let double = Double::start(|operation, body| match operation {
+            "UpdatePullRequestApprovalState" => error("RevisionNotCurrentException"),
+            other => after_build(merged())(other, body),
+        })
+        .await;
+        let event = build_event("web-validate", "SUCCEEDED", PR_VARIABLES);
+        let outcome = handle(&double.aws(), &settings(), &event).await.unwrap();
+        assert_eq!(
+            outcome.notes,
+            ["not approved: pull request 7 changed since the build (RevisionNotCurrentException)"]
+        );
+        assert!(!double.operations().iter().any(|operation| operation.starts_with("Merge")));
+    }
+
+    #[tokio::test]
+    async fn a_failed_build_is_reported_with_its_link_and_not_approved() {
+        let double = Double::start(after_build(merged())).await;
+        let event = build_event("web-validate", "FAILED", PR_VARIABLES);
+        let outcome = handle(&double.aws(), &settings(), &event).await.unwrap();
+        assert_eq!(outcome.notes, ["commented on pull request 7"]);
+        assert_eq!(double.operations(), ["GetPullRequest", "PostCommentForPullRequest"]);
+        let comment = double.body("PostCommentForPullRequest");
+        let content = comment["content"].as_str().unwrap();
+        assert!(content.contains("https://ap-south-1.console.aws.amazon.com/codesuite/codebuild/111111111111/projects/web-validate/build/web-validate%3A8745a7a9-c340-456a-9166-edf953571bEX/?region=ap-south-1"), "{content}");
+        assert_eq!(comment["clientRequestToken"], "8745a7a9-c340-456a-9166-edf953571bEX");
+    }
+}

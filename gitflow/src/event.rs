@@ -178,7 +178,7 @@ fn classify_reference(settings: &Settings, detail: Value) -> Result<Trigger, Str
 fn classify_pull_request(settings: &Settings, detail: Value) -> Result<Trigger, String> {
     let detail: PullRequestDetail =
         serde_json::from_value(detail).map_err(|error| format!("malformed pull request event: {error}"))?;
-    if !detail.repository_names.iter().any(|name| *name == settings.repository) {
+    if !detail.repository_names.contains(&settings.repository) {
         return Err(format!("pull request {} is not in repository `{}`", detail.pull_request_id, settings.repository));
     }
     if !matches!(detail.event.as_str(), "pullRequestCreated" | "pullRequestSourceBranchUpdated") {

@@ -198,7 +198,8 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_environments_name_every_variable() {
-        let cases: &[(&[(&str, Option<&str>)], &[&str])] = &[
+        type Changes<'a> = &'a [(&'a str, Option<&'a str>)];
+        let cases: &[(Changes, &[&str])] = &[
             (&[(REPOSITORY, None)], &["GITFLOW_REPOSITORY is not set"]),
             (&[(REPOSITORY, Some("  "))], &["GITFLOW_REPOSITORY is not set"]),
             (
