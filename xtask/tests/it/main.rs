@@ -4,6 +4,7 @@
 
 mod config;
 mod deploy;
+mod gitflow;
 mod lint;
 mod stack;
 mod support;
