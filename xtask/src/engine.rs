@@ -83,6 +83,11 @@ pub enum Action {
     WaitService { cluster: Param, service: Param },
     /// Fetches `/healthz` through the load balancer, where it is reachable from here.
     CheckSite { dns_name: Param },
+    /// Builds the gitflow Lambda's zip (`lambda.rs`). Outputs `ZipPath`, `Sha256`, `ObjectKey`.
+    BuildLambda,
+    /// Uploads a local file to an artifact bucket under SSE-KMS, once (`artifacts.rs`). Outputs
+    /// `Bucket`, `Key`.
+    Upload { file: Param, bucket: Param, object_key: Param, kms_key_arn: Param },
 }
 
 impl Action {
@@ -91,6 +96,8 @@ impl Action {
             Action::CheckReplica { .. } => "check the key replica",
             Action::WaitService { .. } => "wait for the service",
             Action::CheckSite { .. } => "check the site through the load balancer",
+            Action::BuildLambda => "build the gitflow Lambda",
+            Action::Upload { .. } => "upload an artifact",
         }
     }
 
@@ -100,6 +107,10 @@ impl Action {
             Action::CheckReplica { key_arn } => key_arn.sources(),
             Action::WaitService { cluster, service } => [cluster.sources(), service.sources()].concat(),
             Action::CheckSite { dns_name } => dns_name.sources(),
+            Action::BuildLambda => Vec::new(),
+            Action::Upload { file, bucket, object_key, kms_key_arn } => {
+                [file, bucket, object_key, kms_key_arn].iter().flat_map(|param| param.sources()).collect()
+            }
         }
     }
 }

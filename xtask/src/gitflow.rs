@@ -1,20 +1,15 @@
 //! `cargo xtask gitflow`: the gitflow Lambda's package and the repository's branches.
 //!
-//! - [`build_lambda`] builds the `gitflow` crate as a static `bootstrap` (glibc, `crt-static`,
-//!   explicit `--target` so the flag never reaches build scripts) and zips it deterministically
-//!   under `target/lambda/`; the deploy plan uploads that zip to the tools-region artifact bucket
-//!   under [`LambdaPackage::s3_key`] and passes [`stack_parameters`] to the `gitflow` stack.
 //! - `gitflow init` gives a fresh repository its two branches: one initial commit of the project's
 //!   tracked files (HEAD's tree, read with `git archive`) on develop, then main at the same commit.
 //!   CreateCommit takes at most 100 files and about 6 MB per call, so a large tree becomes a short
 //!   chain of commits. It is idempotent: existing branches are kept, a missing one is created
 //!   from the other, and a repository with neither (but other branches) is refused.
-//! - `gitflow build` builds the package and prints its path and SHA-256.
+//! - `gitflow build` builds the Lambda's package (`lambda.rs`) and prints its path and SHA-256;
+//!   `deploy` builds, uploads and deploys it as part of its plan.
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use aws_config::BehaviorVersion;
@@ -26,9 +21,8 @@ use serde::Serialize;
 use xshell::{Shell, cmd};
 
 use crate::Ctx;
-use crate::archive::{self, Entry};
-use crate::config::{Access, Config, MergeStrategy, SourceProvider, Target};
-use crate::output::Verbosity;
+use crate::config::{Access, Config, SourceProvider, Target};
+use crate::lambda;
 use crate::project;
 
 /// Arguments of `cargo xtask gitflow`.
@@ -69,7 +63,7 @@ struct BuildArgs {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     match args.command {
         Command::Build(args) => {
-            let package = build_lambda(ctx)?;
+            let package = lambda::build(ctx)?;
             ctx.printer.status(
                 "Packaged",
                 format!("{} ({} bytes, sha256 {})", package.zip_path.display(), package.zip_size, package.sha256),
@@ -83,104 +77,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
 }
 
-// ---- the Lambda package ----
-
-/// The Rust target of the Lambda: x86_64 Linux, static glibc (`provided.al2023`, `x86_64`).
-pub const LAMBDA_TARGET: &str = "x86_64-unknown-linux-gnu";
-
-/// The zipped `bootstrap`, ready to upload.
-#[derive(Clone, Debug, Serialize)]
-pub struct LambdaPackage {
-    /// `target/lambda/gitflow.zip`.
-    pub zip_path: PathBuf,
-    /// SHA-256 of the zip, lowercase hex.
-    pub sha256: String,
-    pub zip_size: u64,
-    /// The static `bootstrap` inside it.
-    pub binary_path: PathBuf,
-    pub binary_size: u64,
-    /// Content-addressed key in the artifact bucket: `gitflow/<sha256>.zip`. A new build is a new
-    /// key, so the stack's `CodeKey` changes and CloudFormation updates the function's code.
-    pub s3_key: String,
-    pub build_seconds: f64,
-}
-
-/// Builds `bootstrap` as a static release binary and zips it deterministically.
-pub fn build_lambda(ctx: &Ctx) -> Result<LambdaPackage> {
-    let started = Instant::now();
-    let sh = Shell::new()?;
-    sh.change_dir(&ctx.root);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let target = LAMBDA_TARGET;
-    let progress = ctx.printer.progress("Building", format!("gitflow Lambda (static release, {target})"));
-    // `--target` keeps RUSTFLAGS away from build scripts and proc macros, which must stay dynamic.
-    let build = cmd!(sh, "{cargo} build --release --locked --target {target} -p gitflow --bin bootstrap")
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .quiet();
-    if ctx.printer.verbosity() >= Verbosity::Verbose {
-        build.run().context("building the gitflow Lambda; run `cargo build -p gitflow` to see the error")?;
-    } else {
-        let output = build.ignore_status().output().context("running cargo to build the gitflow Lambda")?;
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            bail!(
-                "building the gitflow Lambda failed ({}); cargo said:\n{}\nrerun with --verbose for the whole output",
-                output.status,
-                tail.join("\n")
-            );
-        }
-    }
-    let binary_path = project::target_dir().join(target).join("release/bootstrap");
-    let binary = std::fs::read(&binary_path).with_context(|| format!("reading {}", binary_path.display()))?;
-    let zip_path = project::target_dir().join("lambda/gitflow.zip");
-    let sha256 = archive::zip_to_file(&[Entry::executable("bootstrap", binary.clone())], &zip_path)?;
-    let zip_size = std::fs::metadata(&zip_path).with_context(|| format!("reading {}", zip_path.display()))?.len();
-    let build_seconds = started.elapsed().as_secs_f64();
-    progress.finish("Built", format!("gitflow Lambda in {build_seconds:.0} s ({} bytes static)", binary.len()));
-    Ok(LambdaPackage {
-        s3_key: format!("gitflow/{sha256}.zip"),
-        zip_path,
-        sha256,
-        zip_size,
-        binary_path,
-        binary_size: binary.len() as u64,
-        build_seconds,
-    })
-}
-
 /// Name of the validation CodeBuild project (`<app>-validate`), run on every develop-to-main pull
 /// request.
 pub fn validate_project_name(config: &Config) -> String {
     format!("{}-validate", config.app)
-}
-
-/// The `gitflow` stack's parameters, in the contract's order (ARCHITECTURE.md).
-pub fn stack_parameters(
-    config: &Config,
-    code_bucket: &str,
-    code_key: &str,
-    key_arn: &str,
-) -> Vec<(&'static str, String)> {
-    let merge_strategy = match config.gitflow.merge_strategy {
-        MergeStrategy::FastForward => "fast-forward",
-        MergeStrategy::Squash => "squash",
-    };
-    vec![
-        ("FunctionName", config.gitflow_role_name()),
-        ("RoleName", config.gitflow_role_name()),
-        ("CodeBucket", code_bucket.to_string()),
-        ("CodeKey", code_key.to_string()),
-        ("KeyArn", key_arn.to_string()),
-        ("RepositoryName", config.source.repository.clone()),
-        ("DevelopBranch", config.gitflow.develop_branch.clone()),
-        ("MainBranch", config.gitflow.main_branch.clone()),
-        ("PipelineName", config.app.clone()),
-        ("ValidateProjectName", validate_project_name(config)),
-        ("AutoMerge", config.gitflow.auto_merge.to_string()),
-        ("MergeStrategy", merge_strategy.to_string()),
-    ]
 }
 
 // ---- gitflow init ----

@@ -3,6 +3,7 @@
 //! line and dispatches here; the integration tests in `tests/it` drive the same code.
 
 pub mod archive;
+pub mod artifacts;
 pub mod aws;
 pub mod bench;
 pub mod ci;
@@ -15,6 +16,7 @@ pub mod engine;
 pub mod gitflow;
 pub mod http;
 pub mod image;
+pub mod lambda;
 pub mod lint;
 pub mod local;
 pub mod output;

@@ -100,7 +100,15 @@ fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn measure(ctx: &Ctx, args: &Args, config: &Config, venv: &Venv, dir: &Path, port: u16, log: &Path) -> Result<Figures> {
+async fn measure(
+    ctx: &Ctx,
+    args: &Args,
+    config: &Config,
+    venv: &Venv,
+    dir: &Path,
+    port: u16,
+    log: &Path,
+) -> Result<Figures> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !moto::probe(port).unwrap_or(false) {
         if Instant::now() > deadline {
@@ -162,7 +170,8 @@ fn write_config(source: &Path, dir: &Path, port: u16) -> Result<PathBuf> {
 }
 
 fn reset(port: u16) -> Result<()> {
-    let answer = http::request("POST", &format!("{}/moto-api/reset", moto::url(port)), &[], &[], Duration::from_secs(10))?;
+    let answer =
+        http::request("POST", &format!("{}/moto-api/reset", moto::url(port)), &[], &[], Duration::from_secs(10))?;
     if answer.status != 200 {
         bail!("resetting the bench's emulator answered HTTP {}", answer.status);
     }
@@ -182,14 +191,22 @@ fn replay(config: &Config, venv: &Venv, dir: &Path, port: u16, again: bool) -> R
     replay_in(&sh, config, venv, dir, port, again)
 }
 
-fn replay_in<'a>(sh: &'a Shell, config: &Config, venv: &Venv, dir: &Path, port: u16, again: bool) -> Result<(f64, usize)> {
+fn replay_in<'a>(
+    sh: &'a Shell,
+    config: &Config,
+    venv: &Venv,
+    dir: &Path,
+    port: u16,
+    again: bool,
+) -> Result<(f64, usize)> {
     let clock = Instant::now();
     let aws = venv.bin("aws");
     let endpoint = moto::url(port);
     let (plan, _) = topology::plan(config, &Inputs { image: ImageSource::Given(IMAGE.into()) });
     let mut commands = 0;
     let mut credentials: BTreeMap<String, (String, String, String)> = BTreeMap::new();
-    let accounts = std::iter::once(config.tools.account.clone()).chain(config.workloads.iter().map(|w| w.account.clone()));
+    let accounts =
+        std::iter::once(config.tools.account.clone()).chain(config.workloads.iter().map(|w| w.account.clone()));
     for account in accounts {
         if credentials.contains_key(&account) {
             continue;
@@ -211,7 +228,9 @@ fn replay_in<'a>(sh: &'a Shell, config: &Config, venv: &Venv, dir: &Path, port: 
     let mut read_later = std::collections::BTreeSet::new();
     for step in &plan.steps {
         let sources = match &step.kind {
-            StepKind::Stack(stack) => stack.parameters.iter().flat_map(|(_, param)| param.sources()).collect::<Vec<_>>(),
+            StepKind::Stack(stack) => {
+                stack.parameters.iter().flat_map(|(_, param)| param.sources()).collect::<Vec<_>>()
+            }
             StepKind::Action(action) => action.sources(),
         };
         read_later.extend(sources);
@@ -280,8 +299,11 @@ fn replay_in<'a>(sh: &'a Shell, config: &Config, venv: &Venv, dir: &Path, port: 
         }
         commands += 1;
         if read_later.contains(&id) {
-            let text = with_env(cmd!(sh, "{aws} cloudformation describe-stacks --stack-name {name} --query Stacks[0].Outputs --output json"))
-                .read()?;
+            let text = with_env(cmd!(
+                sh,
+                "{aws} cloudformation describe-stacks --stack-name {name} --query Stacks[0].Outputs --output json"
+            ))
+            .read()?;
             commands += 1;
             let listed: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
             let values = listed
@@ -289,7 +311,9 @@ fn replay_in<'a>(sh: &'a Shell, config: &Config, venv: &Venv, dir: &Path, port: 
                 .map(|items| {
                     items
                         .iter()
-                        .filter_map(|item| Some((item["OutputKey"].as_str()?.to_string(), item["OutputValue"].as_str()?.to_string())))
+                        .filter_map(|item| {
+                            Some((item["OutputKey"].as_str()?.to_string(), item["OutputValue"].as_str()?.to_string()))
+                        })
                         .collect()
                 })
                 .unwrap_or_default();

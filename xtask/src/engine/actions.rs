@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_kms::error::ProvideErrorMetadata;
 
+use crate::Ctx;
 use crate::aws::error_text;
 use crate::engine::executor::Env;
 use crate::engine::{Action, Outputs, Plan, Step};
 use crate::http;
 use crate::output::Progress;
+use crate::{artifacts, lambda};
 
 pub type ActionOutcome = (String, BTreeMap<String, String>, Option<String>);
 
@@ -30,7 +32,30 @@ pub async fn run(
             wait_service(step, env, &cluster.resolve(plan, outputs)?, &service.resolve(plan, outputs)?, progress).await
         }
         Action::CheckSite { dns_name } => check_site(env, &dns_name.resolve(plan, outputs)?, progress).await,
+        Action::BuildLambda => build_lambda(env).await,
+        Action::Upload { file, bucket, object_key, kms_key_arn } => {
+            let file = file.resolve(plan, outputs)?;
+            let body = tokio::fs::read(&file).await.with_context(|| format!("reading {file}"))?;
+            let s3 = env.aws.s3(&step.account, &step.region).await?;
+            let (bucket, key) = (bucket.resolve(plan, outputs)?, object_key.resolve(plan, outputs)?);
+            let uploaded = artifacts::put_once(&s3, &bucket, &key, body, &kms_key_arn.resolve(plan, outputs)?).await?;
+            let status =
+                if uploaded.uploaded { format!("UPLOADED {} bytes", uploaded.bytes) } else { "ALREADY THERE".into() };
+            Ok((status, BTreeMap::from([("Bucket".to_string(), bucket), ("Key".to_string(), key)]), None))
+        }
     }
+}
+
+/// Builds the Lambda's zip on a blocking thread (cargo runs for minutes the first time).
+async fn build_lambda(env: &Env) -> Result<ActionOutcome> {
+    let ctx = Ctx { root: env.root.clone(), printer: env.printer.clone() };
+    let package = tokio::task::spawn_blocking(move || lambda::build(&ctx)).await??;
+    let outputs = BTreeMap::from([
+        ("ZipPath".to_string(), package.zip_path.display().to_string()),
+        ("Sha256".to_string(), package.sha256.clone()),
+        ("ObjectKey".to_string(), package.s3_key.clone()),
+    ]);
+    Ok((format!("BUILT {} bytes", package.zip_size), outputs, None))
 }
 
 /// A multi-Region key's replica keeps the primary's id, so its ARN in this region is known; this

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::{Config, SourceProvider, key_arn};
+use crate::config::{Config, MergeStrategy, SourceProvider, key_arn};
 use crate::engine::{Action, Expansion, Param, Plan, StackStep, Step, StepId, StepKind};
 use crate::template;
 
@@ -382,6 +382,59 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
         stack.expansion = Some(expansion);
     }
     index.pipeline = plan.add(pipeline_step);
+
+    // The gitflow Lambda: built here, uploaded to the tools region's bucket, deployed with the
+    // rules that open pull requests and start the pipeline on a merge to main.
+    let tools_artifacts =
+        index.artifacts.iter().find(|(region, _)| *region == tools.region).expect("the tools region has a bucket").1;
+    let build_lambda = plan.add(Step {
+        id: "gitflow-lambda-build".into(),
+        account: tools.account.clone(),
+        region: tools.region.clone(),
+        deps: vec![],
+        kind: StepKind::Action(Action::BuildLambda),
+    });
+    let upload_lambda = plan.add(Step {
+        id: "gitflow-lambda-upload".into(),
+        account: tools.account.clone(),
+        region: tools.region.clone(),
+        deps: vec![build_lambda, tools_artifacts, index.key],
+        kind: StepKind::Action(Action::Upload {
+            file: Param::output(build_lambda, "ZipPath"),
+            bucket: Param::value(config.bucket_name(&tools.region)),
+            object_key: Param::output(build_lambda, "ObjectKey"),
+            kms_key_arn: Param::output(index.key, "KeyArn"),
+        }),
+    });
+    plan.add(stack_step(
+        config,
+        &tools.region,
+        "gitflow",
+        "cfn/tools/gitflow.yaml",
+        &tools.account,
+        &tools.region,
+        vec![upload_lambda, index.key, source, build, index.pipeline],
+        vec![
+            ("FunctionName".into(), Param::value(config.gitflow_role_name())),
+            ("RoleName".into(), Param::value(config.gitflow_role_name())),
+            ("CodeBucket".into(), Param::output(upload_lambda, "Bucket")),
+            ("CodeKey".into(), Param::output(upload_lambda, "Key")),
+            ("KeyArn".into(), Param::output(index.key, "KeyArn")),
+            ("RepositoryName".into(), Param::value(&config.source.repository)),
+            ("DevelopBranch".into(), Param::value(&config.gitflow.develop_branch)),
+            ("MainBranch".into(), Param::value(&config.gitflow.main_branch)),
+            ("PipelineName".into(), Param::value(&config.app)),
+            ("ValidateProjectName".into(), Param::value(format!("{}-validate", config.app))),
+            ("AutoMerge".into(), Param::value(config.gitflow.auto_merge.to_string())),
+            (
+                "MergeStrategy".into(),
+                Param::value(match config.gitflow.merge_strategy {
+                    MergeStrategy::FastForward => "fast-forward",
+                    MergeStrategy::Squash => "squash",
+                }),
+            ),
+        ],
+    ));
     (plan, index)
 }
 

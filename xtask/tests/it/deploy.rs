@@ -101,7 +101,7 @@ async fn the_default_topology_deploys_whole_and_converges() {
     let first = run(&scratch, &config, &["deploy", "--image", IMAGE, "--json"]);
     assert!(first.status.success(), "{}", stderr(&first));
     let created = actions(&summary(&first));
-    assert_eq!(created.len(), 24, "{created:?}");
+    assert_eq!(created.len(), 25, "{created:?}");
     for (name, account, region, action) in &created {
         let expected = if name == "web-key-replica" { "emulator-gap" } else { "created" };
         assert_eq!(action, expected, "{name} in {account}/{region}");
@@ -141,13 +141,13 @@ async fn the_default_topology_deploys_whole_and_converges() {
     }
     let plan = run(&scratch, &config, &["plan"]);
     assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
-    assert!(stderr(&plan).contains("0 of 24 stacks would change"), "{}", stderr(&plan));
+    assert!(stderr(&plan).contains("0 of 25 stacks would change"), "{}", stderr(&plan));
 
     // One setting changed: the stacks that take it change, nothing else; plan says so first.
     let scaled = write_config(&scratch, moto.port, |text| format!("{text}\n[service]\ndesired_count = 3\n"));
     let plan = run(&scratch, &scaled, &["plan"]);
     assert_eq!(plan.status.code(), Some(1), "{}", stderr(&plan));
-    assert!(stderr(&plan).contains("3 of 24 stacks would change"), "{}", stderr(&plan));
+    assert!(stderr(&plan).contains("3 of 25 stacks would change"), "{}", stderr(&plan));
     let third = run(&scratch, &scaled, &["deploy", "--image", IMAGE, "--json"]);
     assert!(third.status.success(), "{}", stderr(&third));
     for (name, account, region, action) in actions(&summary(&third)) {
@@ -169,7 +169,7 @@ async fn the_default_topology_deploys_whole_and_converges() {
         .iter()
         .filter(|row| row["status"] == "UPDATE_COMPLETE" || row["status"] == "CREATE_COMPLETE")
         .count();
-    assert_eq!(deployed, 22, "{states}");
+    assert_eq!(deployed, 23, "{states}");
 
     // Teardown: nothing left but what the emulator cannot delete.
     let destroyed = run(&scratch, &scaled, &["destroy", "--force", "--json"]);
