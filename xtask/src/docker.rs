@@ -61,7 +61,11 @@ impl Endpoint {
 
     /// `DOCKER_HOST=tcp://...` or `unix:///var/run/docker.sock (DOCKER_HOST is unset)`.
     pub fn describe(&self) -> String {
-        if self.from_env { format!("DOCKER_HOST={}", self.host) } else { format!("{} (DOCKER_HOST is unset)", self.host) }
+        if self.from_env {
+            format!("DOCKER_HOST={}", self.host)
+        } else {
+            format!("{} (DOCKER_HOST is unset)", self.host)
+        }
     }
 
     /// What to do when the engine is not there.
@@ -126,6 +130,9 @@ pub struct ImageFacts {
     /// Whether the image declares a HEALTHCHECK.
     pub has_healthcheck: bool,
     pub exposed_ports: Vec<String>,
+    /// The layers' content digests (`sha256:...`): the same files give the same digests, whatever
+    /// the image id (which also covers creation times).
+    pub layers: Vec<String>,
 }
 
 /// What to run: see [`Docker::run`].
@@ -177,7 +184,8 @@ impl Docker {
         {
             return Err(unreachable(format!("{path} does not exist")).into());
         }
-        let client = bollard::Docker::connect_with_host(&endpoint.host).map_err(|error| unreachable(error.to_string()))?;
+        let client =
+            bollard::Docker::connect_with_host(&endpoint.host).map_err(|error| unreachable(error.to_string()))?;
         let negotiated = match tokio::time::timeout(PING_TIMEOUT, client.negotiate_version()).await {
             Ok(Ok(client)) => client,
             Ok(Err(error)) => return Err(unreachable(cause_text(&error)).into()),
@@ -224,7 +232,8 @@ impl Docker {
                         BollardError::DockerResponseServerError { message, .. } => message,
                         other => cause_text(&other),
                     };
-                    progress.fail(format!("building image {}", request.tag));
+                    // The error below says it all; the live line just goes away.
+                    drop(progress);
                     let log = if log.is_empty() { String::new() } else { format!("\n  build log (last lines):{log}") };
                     bail!(
                         "the Docker daemon could not build {}: {}{log}\n  fix: correct the Dockerfile or the build context, then run `cargo xtask image` again",
@@ -246,15 +255,14 @@ impl Docker {
                 image_id = Some(id);
             }
         }
-        let image_id = match image_id {
-            Some(id) => id,
-            // Older engines do not send the id in `aux`: ask for the tag instead.
-            None => self
-                .image(request.tag)
-                .await?
-                .map(|image| image.id)
-                .ok_or_else(|| anyhow!("the Docker daemon finished building {} but has no such image", request.tag))?,
-        };
+        let image_id =
+            match image_id {
+                Some(id) => id,
+                // Older engines do not send the id in `aux`: ask for the tag instead.
+                None => self.image(request.tag).await?.map(|image| image.id).ok_or_else(|| {
+                    anyhow!("the Docker daemon finished building {} but has no such image", request.tag)
+                })?,
+            };
         progress.finish("Built", format!("image {} ({})", request.tag, short_id(&image_id)));
         Ok(image_id)
     }
@@ -275,6 +283,7 @@ impl Docker {
             labels: config.labels.unwrap_or_default().into_iter().collect(),
             has_healthcheck: config.healthcheck.and_then(|health| health.test).is_some_and(|test| !test.is_empty()),
             exposed_ports: config.exposed_ports.unwrap_or_default(),
+            layers: inspect.root_fs.and_then(|root_fs| root_fs.layers).unwrap_or_default(),
         }))
     }
 
@@ -403,11 +412,7 @@ impl Docker {
                         .last()
                         .and_then(|result| result.output.clone())
                         .unwrap_or_default();
-                    bail!(
-                        "container {name} is unhealthy: {}{}",
-                        probe.trim(),
-                        self.log_excerpt(name).await
-                    );
+                    bail!("container {name} is unhealthy: {}{}", probe.trim(), self.log_excerpt(name).await);
                 }
                 (Some(ContainerStateStatusEnum::RUNNING), None | Some(HealthStatusEnum::NONE)) => {
                     bail!("container {name} has no health check; its image must declare a HEALTHCHECK")

@@ -108,26 +108,30 @@ pub async fn build(ctx: &Ctx, options: &Options) -> Result<BuiltImage> {
     let build_time = commit_time(&ctx.root)?;
 
     let binary = compile(ctx, &tag, &build_time)?;
-    let binary_bytes = std::fs::read(&binary).with_context(|| format!("reading the built binary {}", binary.display()))?;
+    let binary_bytes =
+        std::fs::read(&binary).with_context(|| format!("reading the built binary {}", binary.display()))?;
 
     let dockerfile_path = match &options.dockerfile {
         Some(path) => ctx.root.join(path),
         None => ctx.root.join("Dockerfile"),
     };
-    let dockerfile = std::fs::read(&dockerfile_path)
+    let mut dockerfile = std::fs::read(&dockerfile_path)
         .with_context(|| format!("reading {}; it must exist to build the image", dockerfile_path.display()))?;
+    let labels = [
+        ("org.opencontainers.image.title", config.app.as_str()),
+        ("org.opencontainers.image.version", tag.as_str()),
+        ("org.opencontainers.image.revision", revision.commit_full.as_str()),
+        ("org.opencontainers.image.created", build_time.as_str()),
+        (LABEL_APP, config.app.as_str()),
+    ];
+    // One LABEL instruction appended to the Dockerfile: the engine's `labels` build option would
+    // add a build step (and an intermediate container) per label.
+    dockerfile.extend_from_slice(label_instruction(&labels).as_bytes());
     let context = docker::tar_context(&[
         ContextFile { path: "Dockerfile".into(), bytes: dockerfile, mode: 0o644 },
         ContextFile { path: "app".into(), bytes: binary_bytes.clone(), mode: 0o755 },
     ])?;
-    let labels = BTreeMap::from([
-        ("org.opencontainers.image.title".to_string(), config.app.clone()),
-        ("org.opencontainers.image.version".to_string(), tag.clone()),
-        ("org.opencontainers.image.revision".to_string(), revision.commit_full.clone()),
-        ("org.opencontainers.image.created".to_string(), build_time.clone()),
-        (LABEL_APP.to_string(), config.app.clone()),
-    ]);
-    let request = BuildRequest { context, tag: &reference, dockerfile: "Dockerfile", labels };
+    let request = BuildRequest { context, tag: &reference, dockerfile: "Dockerfile", labels: BTreeMap::new() };
     let id = docker.build_image(&request, &ctx.printer).await?;
     let Some(facts) = docker.image(&id).await? else {
         bail!("the Docker engine built {reference} ({id}) but cannot find it now; run `cargo xtask image` again");
@@ -209,6 +213,13 @@ fn commit_time(root: &Path) -> Result<String> {
     Ok(time.map(|time| time.trim().to_string()).unwrap_or_else(|_| "unknown".to_string()))
 }
 
+/// `\nLABEL "key"="value" ...\n`, each part quoted for the Dockerfile parser.
+fn label_instruction(labels: &[(&str, &str)]) -> String {
+    let quote = |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " "));
+    let pairs: Vec<String> = labels.iter().map(|(key, value)| format!("{}={}", quote(key), quote(value))).collect();
+    format!("\nLABEL {}\n", pairs.join(" "))
+}
+
 /// `1.8 MB`, `512 kB`, `93 B` (decimal units, like `docker image ls`).
 pub fn human_bytes(bytes: u64) -> String {
     match bytes {
@@ -230,6 +241,13 @@ mod tests {
         check(1_500, "1.5 kB");
         check(1_834_567, "1.8 MB");
         check(2_500_000_000, "2.50 GB");
+    }
+
+    #[test]
+    fn labels_are_one_quoted_instruction() {
+        let check = |labels: &[(&str, &str)], expect: &str| assert_eq!(label_instruction(labels), expect);
+        check(&[("a", "1")], "\nLABEL \"a\"=\"1\"\n");
+        check(&[("a.b", "x y"), ("c", "say \"hi\"\\")], "\nLABEL \"a.b\"=\"x y\" \"c\"=\"say \\\"hi\\\"\\\\\"\n");
     }
 
     #[test]
