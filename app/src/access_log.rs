@@ -24,6 +24,8 @@ const MAX_USER_AGENT: usize = 256;
 /// The access log; share it with `Arc`.
 pub struct AccessLog {
     pending: Mutex<Vec<u8>>,
+    /// The buffer last written out, kept for the next swap: no allocation per batch.
+    spare: Mutex<Vec<u8>>,
     sink: Mutex<Box<dyn Write + Send>>,
 }
 
@@ -41,7 +43,11 @@ pub struct Entry<'a> {
 impl AccessLog {
     /// A log writing to `sink`.
     pub fn new(sink: Box<dyn Write + Send>) -> Arc<AccessLog> {
-        Arc::new(AccessLog { pending: Mutex::new(Vec::with_capacity(BATCH_BYTES * 2)), sink: Mutex::new(sink) })
+        Arc::new(AccessLog {
+            pending: Mutex::new(Vec::with_capacity(BATCH_BYTES * 2)),
+            spare: Mutex::new(Vec::with_capacity(BATCH_BYTES * 2)),
+            sink: Mutex::new(sink),
+        })
     }
 
     /// The process's log: stdout, flushed by a background thread every [`FLUSH_EVERY`].
@@ -73,11 +79,10 @@ impl AccessLog {
             let full = {
                 let mut pending = lock(&self.pending);
                 pending.extend_from_slice(line.as_bytes());
-                (pending.len() >= BATCH_BYTES)
-                    .then(|| std::mem::replace(&mut *pending, Vec::with_capacity(BATCH_BYTES * 2)))
+                (pending.len() >= BATCH_BYTES).then(|| self.swap_out(&mut pending))
             };
             if let Some(batch) = full {
-                self.write(&batch);
+                self.write_batch(batch);
             }
         });
     }
@@ -96,11 +101,12 @@ impl AccessLog {
             line.push_str(fields);
         }
         line.push_str("}\n");
-        let mut pending = lock(&self.pending);
-        pending.extend_from_slice(line.as_bytes());
-        let batch = std::mem::take(&mut *pending);
-        drop(pending);
-        self.write(&batch);
+        let batch = {
+            let mut pending = lock(&self.pending);
+            pending.extend_from_slice(line.as_bytes());
+            self.swap_out(&mut pending)
+        };
+        self.write_batch(batch);
     }
 
     /// Writes out whatever is buffered.
@@ -110,15 +116,29 @@ impl AccessLog {
             if pending.is_empty() {
                 return;
             }
-            std::mem::replace(&mut *pending, Vec::with_capacity(BATCH_BYTES * 2))
+            self.swap_out(&mut pending)
         };
-        self.write(&batch);
+        self.write_batch(batch);
     }
 
-    fn write(&self, batch: &[u8]) {
-        let mut sink = lock(&self.sink);
-        // A closed stdout must not take the server down: the line is lost, the request is not.
-        let _ = sink.write_all(batch).and_then(|()| sink.flush());
+    /// Takes the pending lines, leaving the spare (empty) buffer in their place.
+    fn swap_out(&self, pending: &mut Vec<u8>) -> Vec<u8> {
+        let spare = std::mem::take(&mut *lock(&self.spare));
+        std::mem::replace(pending, spare)
+    }
+
+    /// Writes a batch, then keeps its buffer as the next spare.
+    fn write_batch(&self, mut batch: Vec<u8>) {
+        {
+            let mut sink = lock(&self.sink);
+            // A closed stdout must not take the server down: the line is lost, the request is not.
+            let _ = sink.write_all(&batch).and_then(|()| sink.flush());
+        }
+        batch.clear();
+        let mut spare = lock(&self.spare);
+        if spare.capacity() < batch.capacity() {
+            *spare = batch;
+        }
     }
 }
 

@@ -33,11 +33,53 @@ pub type Body = Full<Bytes>;
 
 /// Everything the site answers with, rendered once.
 pub struct Site {
-    page: Bytes,
-    page_etag: HeaderValue,
-    page_csp: HeaderValue,
-    version_json: Bytes,
+    page: Canned,
+    not_modified: Canned,
+    page_etag: &'static str,
+    healthz: Canned,
+    version: Canned,
+    not_found: Canned,
+    method_not_allowed: Canned,
+    uri_too_long: Canned,
+    #[cfg(feature = "test-slow-route")]
+    slow: Canned,
     log: Arc<AccessLog>,
+}
+
+/// A response prepared at startup: serving it clones a header map of static values and a static
+/// body (no reference counts, no hashing, no formatting per request).
+struct Canned {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Canned {
+    fn new(status: StatusCode, body: &'static [u8], headers: &[(HeaderName, HeaderValue)]) -> Canned {
+        let mut map = HeaderMap::with_capacity(headers.len() + SECURITY_HEADERS.len());
+        for (name, value) in headers.iter().cloned().chain(security_headers()) {
+            map.insert(name, value);
+        }
+        Canned { status, headers: map, body: Bytes::from_static(body) }
+    }
+
+    /// `headers` plus the security headers, for the error and service responses.
+    fn plain(status: StatusCode, text: &'static str, extra: &[(HeaderName, HeaderValue)]) -> Canned {
+        let mut headers = vec![
+            (header::CONTENT_TYPE, TEXT),
+            (header::CACHE_CONTROL, NO_STORE),
+            (header::CONTENT_SECURITY_POLICY, STRICT_CSP),
+        ];
+        headers.extend(extra.iter().cloned());
+        Canned::new(status, text.as_bytes(), &headers)
+    }
+
+    fn response(&self) -> Prepared {
+        let mut response = Response::new(Full::new(self.body.clone()));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers.clone();
+        Prepared { inner: response, body_len: self.body.len() }
+    }
 }
 
 const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
@@ -48,11 +90,20 @@ const REVALIDATE: HeaderValue = HeaderValue::from_static("no-cache");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 /// For everything that is not the page: nothing may load, nothing may frame it.
 const STRICT_CSP: HeaderValue = HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'");
-const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
-const NO_REFERRER: HeaderValue = HeaderValue::from_static("no-referrer");
-const DENY: HeaderValue = HeaderValue::from_static("DENY");
 const ALLOW_GET_HEAD: HeaderValue = HeaderValue::from_static("GET, HEAD");
-const REFERRER_POLICY: HeaderName = HeaderName::from_static("referrer-policy");
+/// On every response, whatever its type.
+const SECURITY_HEADERS: [(&str, &str); 3] =
+    [("x-content-type-options", "nosniff"), ("referrer-policy", "no-referrer"), ("x-frame-options", "DENY")];
+
+fn security_headers() -> impl Iterator<Item = (HeaderName, HeaderValue)> {
+    SECURITY_HEADERS.iter().map(|(name, value)| (HeaderName::from_static(name), HeaderValue::from_static(value)))
+}
+
+/// Startup data that lives as long as the process, as `'static` (rendered once per process; the
+/// few hundred bytes are never freed, which lets every response share them without counting).
+fn leak(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
 
 impl Site {
     /// Prepares every response for `page` and `build`; `log` receives one line per request.
@@ -64,11 +115,37 @@ impl Site {
         version_json.push_str("\",\"build_time\":\"");
         escape_json(&mut version_json, build.build_time);
         version_json.push_str("\"}\n");
+        let page_etag = leak(page.etag.clone());
+        let page_csp = HeaderValue::from_static(leak(page.content_security_policy.clone()));
+        let page_headers = [
+            (header::CONTENT_TYPE, HTML),
+            (header::CACHE_CONTROL, REVALIDATE),
+            (header::ETAG, HeaderValue::from_static(page_etag)),
+            (header::CONTENT_SECURITY_POLICY, page_csp),
+        ];
+        let service = |body: &'static [u8], content_type: HeaderValue| {
+            let headers = [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, NO_STORE),
+                (header::CONTENT_SECURITY_POLICY, STRICT_CSP),
+            ];
+            Canned::new(StatusCode::OK, body, &headers)
+        };
         Site {
-            page: Bytes::from(page.html.clone()),
-            page_etag: HeaderValue::from_str(&page.etag).expect("an ETag is hex in quotes"),
-            page_csp: HeaderValue::from_str(&page.content_security_policy).expect("a CSP is ASCII"),
-            version_json: Bytes::from(version_json),
+            page: Canned::new(StatusCode::OK, leak(page.html.clone()).as_bytes(), &page_headers),
+            not_modified: Canned::new(StatusCode::NOT_MODIFIED, b"", &page_headers),
+            page_etag,
+            healthz: service(b"ok", TEXT),
+            version: service(leak(version_json).as_bytes(), JSON),
+            not_found: Canned::plain(StatusCode::NOT_FOUND, "not found\n", &[]),
+            method_not_allowed: Canned::plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed\n",
+                &[(header::ALLOW, ALLOW_GET_HEAD)],
+            ),
+            uri_too_long: Canned::plain(StatusCode::URI_TOO_LONG, "request target too long\n", &[]),
+            #[cfg(feature = "test-slow-route")]
+            slow: Canned::plain(StatusCode::OK, "slow request done\n", &[]),
             log,
         }
     }
@@ -100,29 +177,17 @@ impl Site {
         let uri = request.uri();
         let target_len = uri.path_and_query().map_or(uri.path().len(), |target| target.as_str().len());
         if target_len > MAX_TARGET {
-            return plain(StatusCode::URI_TOO_LONG, "request target too long\n");
+            return self.uri_too_long.response();
         }
         let readable = matches!(*request.method(), Method::GET | Method::HEAD);
         match uri.path() {
             "/" if readable => self.page(request.headers()),
-            "/healthz" if readable => {
-                let mut prepared = prepared(StatusCode::OK, Bytes::from_static(b"ok"), TEXT, STRICT_CSP);
-                prepared.inner.headers_mut().insert(header::CACHE_CONTROL, NO_STORE);
-                prepared
-            }
-            "/version" if readable => {
-                let mut prepared = prepared(StatusCode::OK, self.version_json.clone(), JSON, STRICT_CSP);
-                prepared.inner.headers_mut().insert(header::CACHE_CONTROL, NO_STORE);
-                prepared
-            }
+            "/healthz" if readable => self.healthz.response(),
+            "/version" if readable => self.version.response(),
             #[cfg(feature = "test-slow-route")]
-            "/__test/slow" => plain(StatusCode::OK, "slow request done\n"),
-            "/" | "/healthz" | "/version" => {
-                let mut prepared = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-                prepared.inner.headers_mut().insert(header::ALLOW, ALLOW_GET_HEAD);
-                prepared
-            }
-            _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+            "/__test/slow" => self.slow.response(),
+            "/" | "/healthz" | "/version" => self.method_not_allowed.response(),
+            _ => self.not_found.response(),
         }
     }
 
@@ -131,18 +196,8 @@ impl Site {
             .get_all(header::IF_NONE_MATCH)
             .iter()
             .filter_map(|value| value.to_str().ok())
-            .any(|value| etag_matches(value, self.page_etag.to_str().unwrap_or_default()));
-        let mut prepared = if not_modified {
-            let mut prepared = prepared(StatusCode::NOT_MODIFIED, Bytes::new(), HTML, self.page_csp.clone());
-            prepared.body_len = 0;
-            prepared
-        } else {
-            prepared(StatusCode::OK, self.page.clone(), HTML, self.page_csp.clone())
-        };
-        let headers = prepared.inner.headers_mut();
-        headers.insert(header::ETAG, self.page_etag.clone());
-        headers.insert(header::CACHE_CONTROL, REVALIDATE);
-        prepared
+            .any(|value| etag_matches(value, self.page_etag));
+        if not_modified { self.not_modified.response() } else { self.page.response() }
     }
 }
 
@@ -160,26 +215,6 @@ pub fn test_slow_delay<B>(request: &Request<B>) -> Option<std::time::Duration> {
 struct Prepared {
     inner: Response<Body>,
     body_len: usize,
-}
-
-fn prepared(status: StatusCode, body: Bytes, content_type: HeaderValue, csp: HeaderValue) -> Prepared {
-    let body_len = body.len();
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.reserve(8);
-    headers.insert(header::CONTENT_TYPE, content_type);
-    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-    headers.insert(REFERRER_POLICY, NO_REFERRER);
-    headers.insert(header::X_FRAME_OPTIONS, DENY);
-    Prepared { inner: response, body_len }
-}
-
-fn plain(status: StatusCode, text: &'static str) -> Prepared {
-    let mut prepared = prepared(status, Bytes::from_static(text.as_bytes()), TEXT, STRICT_CSP);
-    prepared.inner.headers_mut().insert(header::CACHE_CONTROL, NO_STORE);
-    prepared
 }
 
 /// Whether an `If-None-Match` value names `etag`: `*`, or a comma-separated list of entity tags

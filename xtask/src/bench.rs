@@ -1,13 +1,42 @@
-//! `cargo xtask bench`: not built yet (skeleton).
+//! `cargo xtask bench`: measurements side by side with a peer, in one run on this machine, so the
+//! ratio means something even where absolute numbers do not.
+//!
+//! - `bench app`: the site against nginx serving the same page (`bench/app.rs`);
+//! - `bench deploy`: `cargo xtask deploy --local` against the original runbook on the emulator;
+//! - `bench publish`: pushes and uploads to N regions against one.
+
+pub mod app;
 
 use anyhow::{Result, bail};
 
 use crate::Ctx;
 
 /// Arguments of `cargo xtask bench`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
 
-pub async fn run(_ctx: &Ctx, _args: Args) -> Result<()> {
-    bail!("`cargo xtask bench` is not built yet")
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// The site against nginx serving the same page: requests/s, latency, memory, image size,
+    /// container start.
+    App(app::Args),
+    /// `deploy --local` against the original runbook replayed on the same emulator.
+    Deploy(NotBuiltArgs),
+    /// Publishing to N regions against one.
+    Publish(NotBuiltArgs),
+}
+
+/// Placeholder arguments of the benchmarks that other issues build.
+#[derive(clap::Args, Debug)]
+pub struct NotBuiltArgs {}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    match args.command {
+        Command::App(args) => app::run(ctx, args).await,
+        Command::Deploy(_) => bail!("`cargo xtask bench deploy` is not built yet (it needs the deploy engine)"),
+        Command::Publish(_) => bail!("`cargo xtask bench publish` is not built yet (it needs push and package)"),
+    }
 }
