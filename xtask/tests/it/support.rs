@@ -33,11 +33,6 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// The `cargo xtask` binary built for these tests.
-pub fn xtask() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_xtask"))
-}
-
 /// A scratch folder for one test under `target/it/`.
 pub fn scratch_dir(name: &str) -> PathBuf {
     let dir = xtask::project::target_dir().join("it").join(name);
@@ -120,11 +115,12 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Runs the xtask binary with `args` and extra environment, from the project root.
+/// Runs the real `xtask` binary with `args` and extra environment, from the project root, through
+/// xshell (a finite run needs no hand-made `Command`).
 pub fn run_xtask(args: &[&str], env: &[(&str, &str)]) -> Run {
     let sh = xshell::Shell::new().unwrap();
     sh.change_dir(xtask::project::root());
-    let xtask = xtask();
+    let xtask = env!("CARGO_BIN_EXE_xtask");
     let mut command = xshell::cmd!(sh, "{xtask} {args...}").quiet().ignore_status();
     for (name, value) in env {
         command = command.env(name, value);
