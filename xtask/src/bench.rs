@@ -1,8 +1,14 @@
-//! `cargo xtask bench` (interim: only `deploy`).
+//! `cargo xtask bench`: measurements side by side with a peer, in one run on this machine, so the
+//! ratio means something even where absolute numbers do not.
+//!
+//! - `bench app`: the site against nginx serving the same page (`bench/app.rs`);
+//! - `bench deploy`: `cargo xtask deploy --local` against the original runbook on the emulator;
+//! - `bench publish`: pushes and uploads to N regions against one.
 
+pub mod app;
 pub mod deploy;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use crate::Ctx;
 
@@ -15,12 +21,23 @@ pub struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
+    /// The site against nginx serving the same page: requests/s, latency, memory, image size,
+    /// container start.
+    App(app::Args),
     /// `deploy --local` against the original runbook replayed on the same emulator.
     Deploy(deploy::Args),
+    /// Publishing to N regions against one.
+    Publish(NotBuiltArgs),
 }
+
+/// Placeholder arguments of the benchmarks that other issues build.
+#[derive(clap::Args, Debug)]
+pub struct NotBuiltArgs {}
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     match args.command {
+        Command::App(args) => app::run(ctx, args).await,
         Command::Deploy(args) => deploy::run(ctx, args).await,
+        Command::Publish(_) => bail!("`cargo xtask bench publish` is not built yet (it needs push and package)"),
     }
 }

@@ -5,6 +5,8 @@
 mod config;
 mod deploy;
 mod gitflow;
+mod image;
 mod lint;
+mod local;
 mod stack;
 mod support;
