@@ -6,6 +6,7 @@ pub mod archive;
 pub mod artifacts;
 pub mod aws;
 pub mod bench;
+pub mod bluegreen;
 pub mod ci;
 pub mod config;
 pub mod config_check;

@@ -1,13 +1,56 @@
-//! `cargo xtask package`: not built yet (skeleton).
+//! `cargo xtask package`: renders every workload's `taskdef.json`, `appspec.yaml` and
+//! `imageDetail.json`, zips them deterministically, uploads each zip to its region's artifact
+//! bucket (SSE-KMS under that region's key, content-addressed, never twice), writes the release
+//! manifest beside them and records the release in each workload's history
+//! (`release_files.rs`). It also writes the folder the pipeline's build action exports
+//! (`<workload>/taskdef.json`, `<workload>/appspec.yaml`, `<workload>/imageDetail.json`,
+//! `release-manifest.json`). `--dry-run` renders and compares with the buckets, uploading nothing.
 
-use anyhow::{Result, bail};
+use std::path::PathBuf;
+
+use anyhow::Result;
 
 use crate::Ctx;
+use crate::config::Target;
+use crate::project;
+use crate::release_files::{self, ImageSet, Options};
 
 /// Arguments of `cargo xtask package`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub target: Target,
+    /// The image digest already pushed to every workload's registry (`sha256:...`, as `cargo xtask
+    /// push` prints it); the taskdefs pin it.
+    #[arg(long, value_name = "DIGEST")]
+    pub image_digest: String,
+    /// The image's version (its tag); default: the checkout's revision, the tag `cargo xtask image` gives.
+    #[arg(long, value_name = "TAG")]
+    pub image_version: Option<String>,
+    /// The folder the pipeline's build action exports (`<workload>/taskdef.json`, ...).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Render, zip and compare with the buckets; upload nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the release manifest and what was uploaded as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub async fn run(_ctx: &Ctx, _args: Args) -> Result<()> {
-    bail!("`cargo xtask package` is not built yet")
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    let (config, aws) = release_files::connect(ctx, &args.target).await?;
+    let version = match args.image_version {
+        Some(version) => version,
+        None => project::revision(&ctx.root)?.tag(),
+    };
+    let images = ImageSet::in_ecr(&config, &version, &args.image_digest)?;
+    let out_dir = args.out.unwrap_or_else(release_files::default_out_dir);
+    let options = Options { out_dir: Some(out_dir.clone()), dry_run: args.dry_run };
+    let packaged = release_files::package(&ctx.root, &aws, &config, &images, &options, &ctx.printer).await?;
+    ctx.printer.status("Wrote", format!("{} (the pipeline's build artifact)", out_dir.display()));
+    if args.json {
+        ctx.printer.json(&packaged)?;
+    }
+    Ok(())
 }

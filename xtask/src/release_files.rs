@@ -31,14 +31,30 @@ use base64::Engine;
 use futures_util::future::try_join_all;
 use serde::Serialize;
 
+use crate::Ctx;
 use crate::archive::{self, Entry};
 use crate::artifacts;
-use crate::aws::{Aws, error_text};
-use crate::config::{Config, Workload, key_arn};
+use crate::aws::{Aws, Endpoint, error_text};
+use crate::config::{Config, Target, Workload, key_arn};
 use crate::engine::stack::Stacks;
+use crate::local::moto;
 use crate::output::Printer;
 use manifest::{Artifact, History, Manifest};
 use render::{Rendered, ServiceFacts, Vars};
+
+/// Reads the config and reaches its accounts: locally through the emulator (started if it is not
+/// running), checking every account's identity first, as `deploy` does.
+pub async fn connect(ctx: &Ctx, target: &Target) -> Result<(Config, Aws)> {
+    let config = target.load(&ctx.root)?;
+    let endpoint = if target.local {
+        Endpoint::Local(moto::ensure(&ctx.printer, config.local.emulator_port)?.url)
+    } else {
+        Endpoint::Aws
+    };
+    let aws = Aws::new(&config, endpoint).await;
+    aws.identities(&config).await?;
+    Ok((config, aws))
+}
 
 /// The image a release deploys: one build, pushed to every workload's registry under one digest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -1,0 +1,412 @@
+//! Blue/green releases: the three ways a packaged release reaches the workloads, shared by
+//! `release`, `rollback` and `ci` so those subcommands never import one another.
+//!
+//! - [`start_pipeline`]: CodePipeline's `StartPipelineExecution` on the tools account's pipeline,
+//!   which builds main once and deploys wave after wave through CodeDeployToECS.
+//! - [`deploy_waves`]: without the pipeline, a CodeDeploy deployment per workload, wave by wave
+//!   (`config.waves()`): each workload's artifact is downloaded and checked against the manifest,
+//!   its task definition registered in the workload's account, and its AppSpec sent inline
+//!   (`AppSpecContent`) with the registered ARN in place of `<TASK_DEFINITION>`. Every deployment
+//!   is followed through its status and lifecycle events; the first failed wave stops the
+//!   rollout, and later waves are not started.
+//! - [`site_shift`]: the local rehearsal on one machine's Docker engine.
+//!
+//! What the emulator cannot prove: its CodeDeploy records a deployment (status `Created`) but never
+//! runs it, and has no deployment targets or lifecycle events; its CodePipeline records an
+//! execution as `Succeeded` at once without running an action. Locally these calls are made and
+//! what the emulator records is reported, marked as the emulator gap, instead of being waited on.
+
+pub mod site_shift;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_sdk_codedeploy::types::{AppSpecContent, DeploymentStatus, RevisionLocation, RevisionLocationType};
+use aws_sdk_codepipeline::types::PipelineExecutionStatus;
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::archive::sha256_hex;
+use crate::aws::{Aws, error_text};
+use crate::config::{Config, Workload};
+use crate::output::Printer;
+use crate::release_files::manifest::{Artifact, Manifest};
+use crate::release_files::taskdef::TaskDefinition;
+use crate::release_files::{self, APPSPEC_FILE, TASKDEF_FILE, render};
+
+/// How long to follow, and whether to.
+#[derive(Clone, Copy, Debug)]
+pub struct Follow {
+    /// Wait for each deployment (or the pipeline execution) to end; otherwise report it started.
+    pub wait: bool,
+    /// Longest wait for one deployment or execution.
+    pub timeout: Duration,
+    /// Time between two polls.
+    pub interval: Duration,
+}
+
+impl Default for Follow {
+    fn default() -> Follow {
+        Follow { wait: true, timeout: Duration::from_secs(60 * 60), interval: Duration::from_secs(10) }
+    }
+}
+
+/// One workload's deployment, as the summary shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkloadDeployment {
+    pub workload: String,
+    pub account: String,
+    pub region: String,
+    pub wave: u32,
+    /// The release (manifest id) deployed.
+    pub release: String,
+    pub task_definition: Option<String>,
+    pub deployment_id: Option<String>,
+    /// CodeDeploy's last status (`Succeeded`, `Failed`, `Stopped`, `Created`, ...), or
+    /// `NOT STARTED` (an earlier wave failed), `WOULD DEPLOY` (dry run), `ERROR` (a call failed).
+    pub status: String,
+    /// The failure's cause, or a note worth reading.
+    pub detail: Option<String>,
+    pub ok: bool,
+}
+
+/// Deploys `manifest` wave by wave; see the module docs. Returns one row per workload of the
+/// config, in wave order; a failed wave leaves the later ones `NOT STARTED`.
+pub async fn deploy_waves(
+    aws: &Aws,
+    config: &Config,
+    manifest: &Manifest,
+    follow: Follow,
+    dry_run: bool,
+    printer: &Printer,
+) -> Result<Vec<WorkloadDeployment>> {
+    for workload in &config.workloads {
+        if manifest.artifact(&workload.name).is_none() {
+            bail!(
+                "release {} has no artifact for workload {}: package it for this config (`cargo xtask package`)",
+                manifest.id,
+                workload.name
+            );
+        }
+    }
+    let mut rows = Vec::new();
+    let mut stopped_at: Option<u32> = None;
+    for (wave, workloads) in config.waves() {
+        if let Some(failed) = stopped_at {
+            rows.extend(workloads.iter().map(|workload| WorkloadDeployment {
+                detail: Some(format!("wave {failed} failed, so the rollout stopped before wave {wave}")),
+                ..row(workload, wave, manifest, "NOT STARTED", false)
+            }));
+            continue;
+        }
+        let names: Vec<&str> = workloads.iter().map(|workload| workload.name.as_str()).collect();
+        printer.status("Wave", format!("{wave}: {}", names.join(", ")));
+        let deployments = workloads.iter().map(|workload| {
+            let artifact = manifest.artifact(&workload.name).expect("checked above");
+            async move {
+                match deploy_workload(aws, config, workload, wave, manifest, artifact, follow, dry_run, printer).await {
+                    Ok(row) => row,
+                    Err(error) => WorkloadDeployment {
+                        detail: Some(format!("{error:#}")),
+                        ..row(workload, wave, manifest, "ERROR", false)
+                    },
+                }
+            }
+        });
+        let results = join_all(deployments).await;
+        for result in &results {
+            match (&result.ok, &result.detail) {
+                (true, _) => printer.status("Deployed", format!("{} ({}): {}", result.workload, result.region, result.status)),
+                (false, detail) => printer.error(format!(
+                    "{} ({}): {}{}",
+                    result.workload,
+                    result.region,
+                    result.status,
+                    detail.as_deref().map(|detail| format!(": {detail}")).unwrap_or_default()
+                )),
+            }
+        }
+        if results.iter().any(|result| !result.ok) {
+            stopped_at = Some(wave);
+        }
+        rows.extend(results);
+    }
+    Ok(rows)
+}
+
+fn row(workload: &Workload, wave: u32, manifest: &Manifest, status: &str, ok: bool) -> WorkloadDeployment {
+    WorkloadDeployment {
+        workload: workload.name.clone(),
+        account: workload.account.clone(),
+        region: workload.region.clone(),
+        wave,
+        release: manifest.id.clone(),
+        task_definition: None,
+        deployment_id: None,
+        status: status.to_string(),
+        detail: None,
+        ok,
+    }
+}
+
+/// One workload: fetch and check the artifact, register its task definition, create the
+/// deployment with the AppSpec inline, follow it.
+#[allow(clippy::too_many_arguments)]
+pub async fn deploy_workload(
+    aws: &Aws,
+    config: &Config,
+    workload: &Workload,
+    wave: u32,
+    manifest: &Manifest,
+    artifact: &Artifact,
+    follow: Follow,
+    dry_run: bool,
+    printer: &Printer,
+) -> Result<WorkloadDeployment> {
+    let files = release_files::fetch_artifact(aws, config, artifact).await?;
+    let text = |name: &str| {
+        files
+            .get(name)
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+            .with_context(|| format!("the artifact of workload {} has no {name}", workload.name))
+    };
+    let definition = TaskDefinition::parse(&text(TASKDEF_FILE)?, TASKDEF_FILE)?;
+    if definition.images() != [artifact.image.as_str()] {
+        bail!("the artifact's taskdef deploys {:?}, but the manifest says {}", definition.images(), artifact.image);
+    }
+    let appspec = text(APPSPEC_FILE)?;
+    let spec = render::parse_appspec(&appspec).context("reading the artifact's appspec.yaml")?;
+    if spec.task_definition != render::TASK_DEFINITION_PLACEHOLDER {
+        bail!("the artifact's appspec.yaml names {} instead of {}", spec.task_definition, render::TASK_DEFINITION_PLACEHOLDER);
+    }
+    let mut result = row(workload, wave, manifest, "WOULD DEPLOY", true);
+    if dry_run {
+        result.detail = Some(format!("{} to {}/{}", artifact.image, config.app, config.app));
+        return Ok(result);
+    }
+
+    let ecs = aws.ecs(&workload.account, &workload.region).await?;
+    let registered = definition
+        .to_request(ecs.register_task_definition())?
+        .send()
+        .await
+        .map_err(|error| anyhow!(error_text(&error)))
+        .with_context(|| format!("registering task definition {} in {}/{}", definition.family, workload.account, workload.region))?;
+    let arn = registered
+        .task_definition()
+        .and_then(|registered| registered.task_definition_arn())
+        .context("ECS registered the task definition but returned no ARN")?
+        .to_string();
+    result.task_definition = Some(arn.clone());
+
+    let content = render::appspec_for(&appspec, &arn);
+    let revision = RevisionLocation::builder()
+        .revision_type(RevisionLocationType::AppSpecContent)
+        .app_spec_content(AppSpecContent::builder().content(&content).sha256(sha256_hex(content.as_bytes())).build())
+        .build();
+    let codedeploy = aws.codedeploy(&workload.account, &workload.region).await?;
+    let created = codedeploy
+        .create_deployment()
+        .application_name(&config.app)
+        .deployment_group_name(&config.app)
+        .revision(revision)
+        .description(format!("release {} ({}) by cargo xtask", manifest.id, manifest.version))
+        .send()
+        .await
+        .map_err(|error| anyhow!(error_text(&error)))
+        .with_context(|| {
+            format!(
+                "creating a deployment of {}/{} in {}/{}; is the release stack deployed (`cargo xtask deploy`)?",
+                config.app, config.app, workload.account, workload.region
+            )
+        })?;
+    let id = created.deployment_id().context("CodeDeploy returned no deployment id")?.to_string();
+    printer.status("Started", format!("deployment {id} of {} ({}) with {arn}", workload.name, workload.region));
+    result.deployment_id = Some(id.clone());
+    let (status, detail, ok) = follow_deployment(&codedeploy, aws.is_local(), &id, workload, follow, printer).await?;
+    result.status = status;
+    result.detail = detail;
+    result.ok = ok;
+    Ok(result)
+}
+
+/// Polls a deployment until it ends, printing each lifecycle event as it changes. Returns the
+/// last status, a detail, and whether it succeeded (or, locally, was recorded).
+async fn follow_deployment(
+    codedeploy: &aws_sdk_codedeploy::Client,
+    local: bool,
+    id: &str,
+    workload: &Workload,
+    follow: Follow,
+    printer: &Printer,
+) -> Result<(String, Option<String>, bool)> {
+    let deadline = Instant::now() + follow.timeout;
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    loop {
+        let reply = codedeploy
+            .get_deployment()
+            .deployment_id(id)
+            .send()
+            .await
+            .map_err(|error| anyhow!(error_text(&error)))
+            .with_context(|| format!("reading deployment {id} of workload {}", workload.name))?;
+        let info = reply.deployment_info().context("CodeDeploy described no deployment")?;
+        let status = info.status().map(|status| status.as_str().to_string()).unwrap_or_else(|| "Unknown".into());
+        if local {
+            let note = format!(
+                "the emulator records deployment {id} as {status} and never runs it (no task set, no traffic shift); on AWS this waits for Succeeded"
+            );
+            return Ok((status, Some(note), true));
+        }
+        for (name, event_status) in lifecycle_events(codedeploy, id).await.unwrap_or_default() {
+            if seen.insert((name.clone(), event_status.clone())) {
+                printer.status("Lifecycle", format!("{} ({}): {name} {event_status}", workload.name, workload.region));
+            }
+        }
+        match info.status() {
+            Some(DeploymentStatus::Succeeded) => return Ok((status, None, true)),
+            Some(DeploymentStatus::Failed | DeploymentStatus::Stopped) => {
+                let cause = info
+                    .error_information()
+                    .map(|error| {
+                        format!(
+                            "{}: {}",
+                            error.code().map(|code| code.as_str()).unwrap_or("error"),
+                            error.message().unwrap_or("no message")
+                        )
+                    })
+                    .unwrap_or_else(|| "CodeDeploy gave no reason".into());
+                let detail = format!(
+                    "{cause}; CodeDeploy rolls traffic back to blue; see `aws deploy get-deployment --deployment-id {id} --region {}`",
+                    workload.region
+                );
+                return Ok((status, Some(detail), false));
+            }
+            _ => {}
+        }
+        if !follow.wait {
+            return Ok((status, Some("not followed (--no-wait)".into()), true));
+        }
+        if Instant::now() > deadline {
+            let detail = format!(
+                "still {status} after {} minutes; the deployment goes on: follow it with `aws deploy get-deployment --deployment-id {id} --region {}`",
+                follow.timeout.as_secs() / 60,
+                workload.region
+            );
+            return Ok((status, Some(detail), false));
+        }
+        tokio::time::sleep(follow.interval).await;
+    }
+}
+
+/// The (name, status) of every lifecycle event of an ECS deployment's targets.
+async fn lifecycle_events(codedeploy: &aws_sdk_codedeploy::Client, id: &str) -> Result<Vec<(String, String)>> {
+    let targets = codedeploy.list_deployment_targets().deployment_id(id).send().await?;
+    if targets.target_ids().is_empty() {
+        return Ok(Vec::new());
+    }
+    let details = codedeploy
+        .batch_get_deployment_targets()
+        .deployment_id(id)
+        .set_target_ids(Some(targets.target_ids().to_vec()))
+        .send()
+        .await?;
+    Ok(details
+        .deployment_targets()
+        .iter()
+        .filter_map(|target| target.ecs_target())
+        .flat_map(|target| target.lifecycle_events())
+        .map(|event| {
+            (
+                event.lifecycle_event_name().unwrap_or("?").to_string(),
+                event.status().map(|status| status.as_str().to_string()).unwrap_or_else(|| "?".into()),
+            )
+        })
+        .collect())
+}
+
+/// One pipeline execution.
+#[derive(Clone, Debug, Serialize)]
+pub struct PipelineRun {
+    pub pipeline: String,
+    pub execution_id: String,
+    pub status: String,
+    pub detail: Option<String>,
+    pub ok: bool,
+}
+
+/// Starts the tools account's pipeline and, with `follow.wait`, follows the execution to its end.
+pub async fn start_pipeline(aws: &Aws, config: &Config, follow: Follow, printer: &Printer) -> Result<PipelineRun> {
+    let (account, region, name) = (&config.tools.account, &config.tools.region, &config.app);
+    let client = aws.codepipeline(account, region).await?;
+    let started = client
+        .start_pipeline_execution()
+        .name(name)
+        .send()
+        .await
+        .map_err(|error| anyhow!(error_text(&error)))
+        .with_context(|| {
+            format!("starting pipeline {name} in {account}/{region}; is the pipeline stack deployed (`cargo xtask deploy`)?")
+        })?;
+    let execution_id = started.pipeline_execution_id().context("CodePipeline returned no execution id")?.to_string();
+    printer.status(
+        "Started",
+        format!(
+            "pipeline {name} execution {execution_id}: https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{name}/executions/{execution_id}"
+        ),
+    );
+    let deadline = Instant::now() + follow.timeout;
+    let mut last = String::new();
+    loop {
+        let reply = client
+            .get_pipeline_execution()
+            .pipeline_name(name)
+            .pipeline_execution_id(&execution_id)
+            .send()
+            .await
+            .map_err(|error| anyhow!(error_text(&error)))
+            .with_context(|| format!("reading execution {execution_id} of pipeline {name}"))?;
+        let execution = reply.pipeline_execution().context("CodePipeline described no execution")?;
+        let status = execution.status().map(|status| status.as_str().to_string()).unwrap_or_else(|| "Unknown".into());
+        if status != last {
+            printer.status("Pipeline", format!("{name} {execution_id}: {status}"));
+            last = status.clone();
+        }
+        let summary = execution.status_summary().map(|summary| summary.to_string());
+        let run = |ok: bool, detail: Option<String>| PipelineRun {
+            pipeline: name.clone(),
+            execution_id: execution_id.clone(),
+            status: status.clone(),
+            detail,
+            ok,
+        };
+        if aws.is_local() {
+            let note = format!(
+                "the emulator records execution {execution_id} as {status} at once and runs no stage (no build, no deployment)"
+            );
+            return Ok(run(status == "Succeeded", Some(note)));
+        }
+        match execution.status() {
+            Some(PipelineExecutionStatus::Succeeded) => return Ok(run(true, summary)),
+            Some(
+                PipelineExecutionStatus::Failed
+                | PipelineExecutionStatus::Stopped
+                | PipelineExecutionStatus::Superseded
+                | PipelineExecutionStatus::Cancelled,
+            ) => {
+                let detail = summary.unwrap_or_else(|| "see the execution in the console (link above)".into());
+                return Ok(run(false, Some(detail)));
+            }
+            _ => {}
+        }
+        if !follow.wait {
+            return Ok(run(true, Some("not followed (--no-wait)".into())));
+        }
+        if Instant::now() > deadline {
+            let detail = format!("still {status} after {} minutes; it goes on (link above)", follow.timeout.as_secs() / 60);
+            return Ok(run(false, Some(detail)));
+        }
+        tokio::time::sleep(follow.interval).await;
+    }
+}
