@@ -164,6 +164,14 @@ pub async fn deploy_workload(
     dry_run: bool,
     printer: &Printer,
 ) -> Result<WorkloadDeployment> {
+    let mut result = row(workload, wave, manifest, "WOULD DEPLOY", true);
+    if dry_run {
+        result.detail = Some(format!(
+            "would register {} and deploy it through {}/{} in {}/{}",
+            artifact.image, config.app, config.app, workload.account, workload.region
+        ));
+        return Ok(result);
+    }
     let files = release_files::fetch_artifact(aws, config, artifact).await?;
     let text = |name: &str| {
         files
@@ -179,11 +187,6 @@ pub async fn deploy_workload(
     let spec = render::parse_appspec(&appspec).context("reading the artifact's appspec.yaml")?;
     if spec.task_definition != render::TASK_DEFINITION_PLACEHOLDER {
         bail!("the artifact's appspec.yaml names {} instead of {}", spec.task_definition, render::TASK_DEFINITION_PLACEHOLDER);
-    }
-    let mut result = row(workload, wave, manifest, "WOULD DEPLOY", true);
-    if dry_run {
-        result.detail = Some(format!("{} to {}/{}", artifact.image, config.app, config.app));
-        return Ok(result);
     }
 
     let ecs = aws.ecs(&workload.account, &workload.region).await?;

@@ -1,13 +1,217 @@
-//! `cargo xtask release`: not built yet (skeleton).
+//! `cargo xtask release`: releases the image blue/green to every workload, wave by wave.
+//!
+//! - `--via pipeline` (the default on AWS): starts the tools account's pipeline, which builds
+//!   main once, pushes, packages and deploys each wave through CodeDeployToECS; followed to its end.
+//!   Nothing is built here: the pipeline releases what is committed, not this checkout.
+//! - `--via direct` (`--direct`): packages this checkout's pushed image (every regional bucket,
+//!   verified), then creates a CodeDeploy deployment per workload, wave by wave, following each
+//!   one's lifecycle events and stopping at the first failed wave (`bluegreen.rs`).
+//! - `--via site` (the default with `--local`): the rehearsal on this machine: packages into the
+//!   emulator's buckets and verifies, then starts the new version beside the running one, checks
+//!   it, and moves the published port to it (`bluegreen/site_shift.rs`).
+//!
+//! The image comes in as its digest (`--image-digest`), already pushed to every workload's
+//! registry; `--dry-run` packages nothing and deploys nothing, and says what it would do.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Result, bail};
+use serde::Serialize;
 
 use crate::Ctx;
+use crate::bluegreen::{self, Follow, PipelineRun, WorkloadDeployment, site_shift};
+use crate::config::Target;
+use crate::docker::Docker;
+use crate::image;
+use crate::output::{Exit, table};
+use crate::project;
+use crate::release_files::{self, ImageSet, Options, Packaged};
 
 /// Arguments of `cargo xtask release`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub target: Target,
+    /// How the release reaches the workloads: the pipeline (default on AWS), CodeDeploy directly,
+    /// or the local site (default with --local).
+    #[arg(long, value_enum)]
+    pub via: Option<Via>,
+    /// Deploy through CodeDeploy directly, without the pipeline (same as --via direct).
+    #[arg(long, conflicts_with = "via")]
+    pub direct: bool,
+    /// The image digest already pushed to every workload's registry (`sha256:...`).
+    #[arg(long, value_name = "DIGEST")]
+    pub image_digest: Option<String>,
+    /// The image's version (its tag); default: the checkout's revision.
+    #[arg(long, value_name = "TAG")]
+    pub image_version: Option<String>,
+    /// The folder for the pipeline-style artifacts and the manifest.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// With --via site: the published port (default: the running site's, else 8080).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Start the deployments (or the pipeline) and report; do not wait for them to end.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Longest wait for one deployment or pipeline execution, in minutes.
+    #[arg(long, default_value_t = 60, value_name = "MINUTES")]
+    pub timeout: u64,
+    /// Say what would be released where; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub async fn run(_ctx: &Ctx, _args: Args) -> Result<()> {
-    bail!("`cargo xtask release` is not built yet")
+/// How a release reaches the workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    Pipeline,
+    Direct,
+    Site,
+}
+
+/// The machine-readable result.
+#[derive(Debug, Serialize)]
+struct Outcome {
+    via: Via,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package: Option<Packaged>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pipeline: Option<PipelineRun>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    deployments: Vec<WorkloadDeployment>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    site: Option<site_shift::Shift>,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    let via = match (args.via, args.direct, args.target.local) {
+        (Some(via), _, _) => via,
+        (None, true, _) => Via::Direct,
+        (None, false, true) => Via::Site,
+        (None, false, false) => Via::Pipeline,
+    };
+    if via == Via::Site && !args.target.local {
+        bail!("--via site rehearses on this machine's Docker engine; add --local");
+    }
+    let follow = Follow { wait: !args.no_wait, timeout: Duration::from_secs(args.timeout * 60), ..Follow::default() };
+    let (config, aws) = release_files::connect(ctx, &args.target).await?;
+    let mut outcome = Outcome { via, package: None, pipeline: None, deployments: Vec::new(), site: None };
+
+    if via == Via::Pipeline {
+        if args.dry_run {
+            ctx.printer.status(
+                "Would start",
+                format!("pipeline {} in {}/{}", config.app, config.tools.account, config.tools.region),
+            );
+        } else {
+            let run = bluegreen::start_pipeline(&aws, &config, follow, &ctx.printer).await?;
+            let ok = run.ok;
+            if let Some(detail) = &run.detail {
+                ctx.printer.note(detail);
+            }
+            outcome.pipeline = Some(run);
+            return finish(ctx, &args, &outcome, ok);
+        }
+        return finish(ctx, &args, &outcome, true);
+    }
+
+    // Direct and site: this checkout's image, packaged into every regional bucket and verified.
+    let Some(digest) = &args.image_digest else {
+        bail!(
+            "--via {} needs the pushed image: pass --image-digest sha256:... (the digest `cargo xtask push` reports)",
+            if via == Via::Site { "site" } else { "direct" }
+        );
+    };
+    let version = match &args.image_version {
+        Some(version) => version.clone(),
+        None => project::revision(&ctx.root)?.tag(),
+    };
+    let built = if via == Via::Site && !args.dry_run {
+        let options = image::Options { config: args.target.config.clone(), dockerfile: None };
+        Some(image::build(ctx, &options).await?)
+    } else {
+        None
+    };
+    let images = ImageSet::in_ecr(&config, &version, digest)?;
+    let out_dir = args.out.clone().unwrap_or_else(release_files::default_out_dir);
+    let options = Options { out_dir: Some(out_dir), dry_run: args.dry_run };
+    let packaged = release_files::package(&ctx.root, &aws, &config, &images, &options, &ctx.printer).await?;
+    if !args.dry_run {
+        let checks = release_files::verify(&aws, &config, &packaged.manifest).await?;
+        let failed: Vec<String> = checks
+            .iter()
+            .filter(|check| !check.ok())
+            .map(|check| format!("{} ({}): {}", check.workload, check.region, check.problems.join("; ")))
+            .collect();
+        if !failed.is_empty() {
+            bail!("the uploaded artifacts do not match the manifest, so nothing was deployed:\n  {}", failed.join("\n  "));
+        }
+        ctx.printer.status("Verified", format!("{} artifacts of release {}", checks.len(), packaged.manifest.id));
+    }
+    let manifest = packaged.manifest.clone();
+    outcome.package = Some(packaged);
+
+    let ok = match via {
+        Via::Direct => {
+            let rows = bluegreen::deploy_waves(&aws, &config, &manifest, follow, args.dry_run, &ctx.printer).await?;
+            print_deployments(ctx, &rows);
+            let ok = rows.iter().all(|row| row.ok);
+            outcome.deployments = rows;
+            ok
+        }
+        Via::Site => {
+            let Some(built) = built else {
+                ctx.printer.status("Would shift", format!("the local site of {} to {version}", config.app));
+                return finish(ctx, &args, &outcome, true);
+            };
+            let docker = Docker::connect().await?;
+            let spec = site_shift::ShiftSpec {
+                app: config.app.clone(),
+                image: built.reference.clone(),
+                version: built.tag.clone(),
+                container_port: config.service.container_port,
+                port: args.port,
+            };
+            outcome.site = Some(site_shift::shift(&docker, &spec, &ctx.printer).await?);
+            true
+        }
+        Via::Pipeline => unreachable!("handled above"),
+    };
+    finish(ctx, &args, &outcome, ok)
+}
+
+fn finish(ctx: &Ctx, args: &Args, outcome: &Outcome, ok: bool) -> Result<()> {
+    if args.json {
+        ctx.printer.json(outcome)?;
+    }
+    if !ok {
+        return Err(Exit(1).into());
+    }
+    Ok(())
+}
+
+fn print_deployments(ctx: &Ctx, rows: &[WorkloadDeployment]) {
+    let mut table_rows = vec![["WAVE", "WORKLOAD", "ACCOUNT", "REGION", "DEPLOYMENT", "STATUS"].map(String::from).to_vec()];
+    for row in rows {
+        table_rows.push(vec![
+            row.wave.to_string(),
+            row.workload.clone(),
+            row.account.clone(),
+            row.region.clone(),
+            row.deployment_id.clone().unwrap_or_else(|| "-".into()),
+            row.status.clone(),
+        ]);
+    }
+    ctx.printer.text(table(&table_rows).trim_end());
+    for row in rows.iter().filter(|row| row.ok) {
+        if let Some(detail) = &row.detail {
+            ctx.printer.note(format!("{}: {detail}", row.workload));
+        }
+    }
 }

@@ -8,5 +8,7 @@ mod gitflow;
 mod image;
 mod lint;
 mod local;
+mod package;
+mod release;
 mod stack;
 mod support;
