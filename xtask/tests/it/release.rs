@@ -1,1 +1,240 @@
-//! placeholder
+//! `cargo xtask release` and `rollback` through the real binary against a real `moto_server` of
+//! the test's own (after `deploy --local` built the topology there), and the local rehearsal on
+//! the real Docker engine.
+//!
+//! The emulator's CloudFormation does not create Code* resources, so these tests create each
+//! workload's CodeDeploy application and deployment group, and the tools account's pipeline,
+//! through the CodeDeploy and CodePipeline APIs first. Its CodeDeploy records a deployment and
+//! never runs it (status `Created`, no lifecycle events, no traffic shift), and its CodePipeline
+//! records an execution as `Succeeded` at once without running a stage: the tests assert what the
+//! emulator records (the registered task definition, the inline AppSpec naming it, the image it
+//! pins, the order of the waves), not a rollout.
+
+use aws_sdk_codedeploy::types::{ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType, RevisionLocationType};
+use aws_sdk_codepipeline::types::{
+    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, OutputArtifact,
+    PipelineDeclaration, StageDeclaration,
+};
+use xtask::aws::Aws;
+use xtask::config::{Config, Workload};
+use xtask::image::{self, Options};
+use xtask::local::site::{self, Colour, SiteSpec};
+use xtask::release_files::render;
+
+use crate::package::{Topology, digest};
+use crate::support::{self, Cleanup};
+
+/// What `cargo xtask deploy` would have made with the release stack on AWS: the application and
+/// its ECS blue/green deployment group, named `<app>`.
+async fn create_deployment_group(aws: &Aws, config: &Config, workload: &Workload) {
+    let codedeploy = aws.codedeploy(&workload.account, &workload.region).await.unwrap();
+    codedeploy.create_application().application_name(&config.app).compute_platform(ComputePlatform::Ecs).send().await.unwrap();
+    codedeploy
+        .create_deployment_group()
+        .application_name(&config.app)
+        .deployment_group_name(&config.app)
+        .service_role_arn(format!("arn:aws:iam::{}:role/codedeploy", workload.account))
+        .deployment_style(
+            DeploymentStyle::builder()
+                .deployment_type(DeploymentType::BlueGreen)
+                .deployment_option(DeploymentOption::WithTrafficControl)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The deployments the emulator recorded for the app in a workload.
+async fn deployments(aws: &Aws, config: &Config, workload: &Workload) -> Vec<String> {
+    let codedeploy = aws.codedeploy(&workload.account, &workload.region).await.unwrap();
+    let listed = codedeploy.list_deployments().application_name(&config.app).deployment_group_name(&config.app).send().await;
+    listed.map(|reply| reply.deployments().to_vec()).unwrap_or_default()
+}
+
+/// What a recorded deployment deploys: (the task definition its AppSpec names, that task
+/// definition's image, its creation time).
+async fn deployed(aws: &Aws, workload: &Workload, id: &str) -> (String, String, aws_smithy_types::DateTime) {
+    let codedeploy = aws.codedeploy(&workload.account, &workload.region).await.unwrap();
+    let info = codedeploy.get_deployment().deployment_id(id).send().await.unwrap();
+    let info = info.deployment_info().unwrap();
+    let revision = info.revision().unwrap();
+    assert_eq!(revision.revision_type(), Some(&RevisionLocationType::AppSpecContent), "the AppSpec goes inline");
+    let content = revision.app_spec_content().unwrap().content().unwrap();
+    let spec = render::parse_appspec(content).unwrap();
+    assert!(spec.task_definition.starts_with("arn:aws:ecs:"), "the placeholder was filled: {content}");
+    let ecs = aws.ecs(&workload.account, &workload.region).await.unwrap();
+    let described = ecs.describe_task_definition().task_definition(&spec.task_definition).send().await.unwrap();
+    let image = described.task_definition().unwrap().container_definitions()[0].image().unwrap().to_string();
+    (spec.task_definition, image, *info.create_time().unwrap())
+}
+
+fn ecr_image(workload: &Workload, digest: &str) -> String {
+    format!("{}.dkr.ecr.{}.amazonaws.com/web@{digest}", workload.account, workload.region)
+}
+
+/// `release --direct`: a failed first wave stops the rollout before the second; with every
+/// deployment group in place, a deployment per workload, wave 1 first, each registering the
+/// artifact's task definition and naming it in the inline AppSpec; then `rollback` redeploys the
+/// previous release's task definition, once. `release --via pipeline` starts the tools pipeline.
+#[tokio::test(flavor = "multi_thread")]
+async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back() {
+    let topology = Topology::deploy("release", None);
+    let (config, aws) = topology.aws().await;
+    let (india, europe, us) = (&config.workloads[0], &config.workloads[1], &config.workloads[2]);
+    assert_eq!((india.wave, europe.wave, us.wave), (1, 2, 2));
+    for workload in [europe, us] {
+        create_deployment_group(&aws, &config, workload).await;
+    }
+    let out = topology.out("out");
+    let out = out.to_str().unwrap();
+
+    // Wave 1 (india) has no deployment group: it fails, and wave 2 is never started.
+    let failed = topology.xtask(&["release", "--direct", "--image-digest", &digest('1'), "--out", out, "--json"]);
+    assert_eq!(failed.code, Some(1), "{}", failed.stderr);
+    let result: serde_json::Value = serde_json::from_str(&failed.stdout).unwrap();
+    let statuses: Vec<(&str, &str)> = result["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row["workload"].as_str().unwrap(), row["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses, [("india", "ERROR"), ("europe", "NOT STARTED"), ("us", "NOT STARTED")]);
+    assert!(failed.stderr.contains("india (ap-south-1)"), "{}", failed.stderr);
+    for workload in [europe, us] {
+        assert!(deployments(&aws, &config, workload).await.is_empty(), "{} was deployed after wave 1 failed", workload.name);
+    }
+
+    // With india's group in place: one deployment per workload, in wave order.
+    create_deployment_group(&aws, &config, india).await;
+    let first = topology.xtask_json(&["release", "--direct", "--image-digest", &digest('1'), "--out", out, "--json"]);
+    let rows = first["deployments"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let mut created = Vec::new();
+    for (row, workload) in rows.iter().zip([india, europe, us]) {
+        assert_eq!(row["workload"], workload.name.as_str());
+        assert_eq!(row["ok"], true, "{row}");
+        assert_eq!(row["status"], "Created", "the emulator records, never runs: {row}");
+        let id = row["deployment_id"].as_str().unwrap();
+        assert_eq!(deployments(&aws, &config, workload).await, [id]);
+        let (task_definition, image, time) = deployed(&aws, workload, id).await;
+        assert_eq!(row["task_definition"], task_definition.as_str());
+        assert_eq!(image, ecr_image(workload, &digest('1')));
+        created.push(time);
+    }
+    assert!(created[0] < created[1] && created[0] < created[2], "wave 1 is deployed before wave 2: {created:?}");
+    let first_release = first["package"]["manifest"]["id"].as_str().unwrap().to_string();
+
+    // A second release, then india back to the first.
+    let second = topology.xtask_json(&["release", "--direct", "--image-digest", &digest('2'), "--out", out, "--json"]);
+    let second_release = second["package"]["manifest"]["id"].as_str().unwrap().to_string();
+    assert_ne!(first_release, second_release);
+    let rolled = topology.xtask_json(&["rollback", "india", "--via", "direct", "--json"]);
+    assert_eq!((rolled["from"].as_str().unwrap(), rolled["to"].as_str().unwrap()), (second_release.as_str(), first_release.as_str()));
+    let id = rolled["deployment"]["deployment_id"].as_str().unwrap();
+    let (_, image, _) = deployed(&aws, india, id).await;
+    assert_eq!(image, ecr_image(india, &digest('1')), "the rollback deploys the previous release's image");
+    assert_eq!(deployments(&aws, &config, india).await.len(), 3);
+    assert_eq!(deployments(&aws, &config, europe).await.len(), 2, "a rollback touches its workload only");
+    let again = topology.xtask(&["rollback", "india", "--via", "direct"]);
+    assert_ne!(again.code, Some(0));
+    assert!(again.stderr.contains("nothing earlier"), "{}", again.stderr);
+
+    // The pipeline: missing first (a clear error), then created through the API and started.
+    let missing = topology.xtask(&["release", "--via", "pipeline"]);
+    assert_ne!(missing.code, Some(0));
+    assert!(missing.stderr.contains("is the pipeline stack deployed"), "{}", missing.stderr);
+    let pipeline = aws.codepipeline(&config.tools.account, &config.tools.region).await.unwrap();
+    let action = |name: &str, category: ActionCategory, provider: &str| {
+        ActionDeclaration::builder()
+            .name(name)
+            .action_type_id(
+                ActionTypeId::builder().category(category).owner(ActionOwner::Aws).provider(provider).version("1").build().unwrap(),
+            )
+            .output_artifacts(OutputArtifact::builder().name(format!("{name}Artifact")).build().unwrap())
+            .build()
+            .unwrap()
+    };
+    let declaration = PipelineDeclaration::builder()
+        .name(&config.app)
+        .role_arn(config.tools_role_arn(&config.pipeline_role_name()))
+        .artifact_store(
+            ArtifactStore::builder()
+                .r#type(ArtifactStoreType::S3)
+                .location(config.bucket_name(&config.tools.region))
+                .build()
+                .unwrap(),
+        )
+        .stages(StageDeclaration::builder().name("Source").actions(action("Source", ActionCategory::Source, "CodeCommit")).build().unwrap())
+        .stages(StageDeclaration::builder().name("Build").actions(action("Build", ActionCategory::Build, "CodeBuild")).build().unwrap())
+        .build()
+        .unwrap();
+    pipeline.create_pipeline().pipeline(declaration).send().await.unwrap();
+    let started = topology.xtask_json(&["release", "--via", "pipeline", "--json"]);
+    assert_eq!(started["via"], "pipeline");
+    let execution = started["pipeline"]["execution_id"].as_str().unwrap();
+    let executions = pipeline.list_pipeline_executions().pipeline_name(&config.app).send().await.unwrap();
+    let ids: Vec<&str> = executions.pipeline_execution_summaries().iter().filter_map(|summary| summary.pipeline_execution_id()).collect();
+    assert_eq!(ids, [execution]);
+    assert_eq!(started["pipeline"]["status"], "Succeeded");
+}
+
+/// `release --local`: the new version starts beside the one serving the published port, and the
+/// port then answers with the new version while the old colour is gone. The old version here is
+/// the same build under another tag (a second build of another commit would cost a minute of
+/// compiling), so what proves the shift is which container holds the port, its colour, its image
+/// and its version label; `/version` proves the port answers the release's version.
+#[tokio::test(flavor = "multi_thread")]
+async fn release_local_moves_the_published_port_to_the_new_version() {
+    let docker = support::docker().await;
+    let app = support::unique("it-rel");
+    let topology = Topology::deploy("rehearsal", Some(&app));
+    let ctx = support::ctx();
+    let mut cleanup = Cleanup::default();
+    cleanup.container(site::container_name(&app, Colour::Blue));
+    cleanup.container(site::container_name(&app, Colour::Green));
+    let built = image::build(&ctx, &Options { config: topology.config.clone(), dockerfile: None }).await.unwrap();
+    cleanup.image(&built.reference);
+    let old = format!("{app}:old");
+    let options = bollard::query_parameters::TagImageOptionsBuilder::default().repo(&app).tag("old").build();
+    docker.client().tag_image(&built.reference, Some(options)).await.unwrap();
+    cleanup.image(&old);
+
+    let port = support::free_port();
+    let blue = SiteSpec {
+        app: app.clone(),
+        image: old.clone(),
+        version: "old".into(),
+        colour: Colour::Blue,
+        host_port: port,
+        container_port: 8080,
+    };
+    site::run(&docker, &blue, &ctx.printer).await.unwrap();
+
+    let out = topology.out("out");
+    let released = topology.xtask_json(&["release", "--image-digest", &digest('3'), "--out", out.to_str().unwrap(), "--json"]);
+    assert_eq!(released["via"], "site");
+    let shift = &released["site"];
+    assert_eq!(shift["port"], port);
+    assert_eq!(shift["from"]["colour"], "blue");
+    assert_eq!(shift["from"]["image"], old.as_str());
+    assert_eq!(shift["to"]["colour"], "green");
+    assert_eq!(shift["to"]["version"], built.tag.as_str());
+    assert_eq!(released["package"]["manifest"]["artifacts"].as_array().unwrap().len(), 3, "artifacts in every bucket");
+
+    let version = site::get(port, "/version").await.unwrap();
+    let version: serde_json::Value = serde_json::from_slice(&version.body).unwrap();
+    assert_eq!(version["commit"], built.tag.as_str());
+    let containers = site::list(&docker, &app).await.unwrap();
+    assert_eq!(containers.len(), 1, "blue is stopped: {containers:?}");
+    assert_eq!(containers[0].labels["gbg.colour"], "green");
+    assert_eq!(containers[0].host_port, Some(port));
+    assert_eq!(containers[0].image, built.reference);
+    assert_eq!(containers[0].labels["gbg.version"], built.tag);
+
+    // The same release again changes nothing.
+    let again = topology.xtask_json(&["release", "--image-digest", &digest('3'), "--out", out.to_str().unwrap(), "--json"]);
+    assert_eq!(again["site"]["unchanged"], true);
+    assert_eq!(again["package"]["bytes_uploaded"], 0);
+    assert_eq!(site::list(&docker, &app).await.unwrap()[0].id, containers[0].id);
+}
