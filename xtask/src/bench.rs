@@ -7,8 +7,9 @@
 
 pub mod app;
 pub mod deploy;
+pub mod publish;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::Ctx;
 
@@ -26,18 +27,14 @@ pub enum Command {
     App(app::Args),
     /// `deploy --local` against the original runbook replayed on the same emulator.
     Deploy(deploy::Args),
-    /// Publishing to N regions against one.
-    Publish(NotBuiltArgs),
+    /// Publishing a release to N regions against one, and an unchanged release again.
+    Publish(publish::Args),
 }
-
-/// Placeholder arguments of the benchmarks that other issues build.
-#[derive(clap::Args, Debug)]
-pub struct NotBuiltArgs {}
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     match args.command {
         Command::App(args) => app::run(ctx, args).await,
         Command::Deploy(args) => deploy::run(ctx, args).await,
-        Command::Publish(_) => bail!("`cargo xtask bench publish` is not built yet (it needs push and package)"),
+        Command::Publish(args) => publish::run(ctx, args).await,
     }
 }

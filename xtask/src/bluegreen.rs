@@ -116,8 +116,9 @@ pub async fn deploy_waves(
         });
         let results = join_all(deployments).await;
         for result in &results {
+            let verb = if dry_run { "Planned" } else { "Deployed" };
             match (&result.ok, &result.detail) {
-                (true, _) => printer.status("Deployed", format!("{} ({}): {}", result.workload, result.region, result.status)),
+                (true, _) => printer.status(verb, format!("{} ({}): {}", result.workload, result.region, result.status)),
                 (false, detail) => printer.error(format!(
                     "{} ({}): {}{}",
                     result.workload,
@@ -219,10 +220,12 @@ pub async fn deploy_workload(
         .await
         .map_err(|error| anyhow!(error_text(&error)))
         .with_context(|| {
-            format!(
-                "creating a deployment of {}/{} in {}/{}; is the release stack deployed (`cargo xtask deploy`)?",
-                config.app, config.app, workload.account, workload.region
-            )
+            let hint = if aws.is_local() {
+                "the emulator's CloudFormation creates no CodeDeploy application; rehearse locally with `--via site`"
+            } else {
+                "is the release stack deployed (`cargo xtask deploy`)?"
+            };
+            format!("creating a deployment of {}/{} in {}/{}; {hint}", config.app, config.app, workload.account, workload.region)
         })?;
     let id = created.deployment_id().context("CodeDeploy returned no deployment id")?.to_string();
     printer.status("Started", format!("deployment {id} of {} ({}) with {arn}", workload.name, workload.region));

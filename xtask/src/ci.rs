@@ -1,13 +1,110 @@
-//! `cargo xtask ci`: not built yet (skeleton).
+//! `cargo xtask ci check|build`: the steps CodeBuild runs. `buildspec.yaml` installs the
+//! toolchains and runs `cargo xtask ci ${CI_STEP}`, nothing else; the build template sets
+//! `CI_STEP=check` for the gitflow's pull-request validation and `CI_STEP=build` for the
+//! pipeline's build (cfn/tools/build.yaml).
+//!
+//! - `check`: lints the templates (`cargo xtask lint`), then formatting, clippy and every test
+//!   (`cargo xtask test`).
+//! - `build`: `check`, then packages the release of the pushed image into every regional bucket
+//!   and the pipeline's build artifact folder (`cargo xtask package --out target/release/artifact`:
+//!   `<workload>/taskdef.json`, `<workload>/appspec.yaml`, `<workload>/imageDetail.json`,
+//!   `release-manifest.json`, what buildspec.yaml exports), and verifies it
+//!   (`cargo xtask verify-release`).
+//!
+//! Each step is this same binary run as a child with its subcommand, so CI runs exactly what a
+//! developer runs, and a failure names the step and the command to repeat it.
 
-use anyhow::{Result, bail};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use xshell::{Shell, cmd};
 
 use crate::Ctx;
+use crate::config::Target;
+use crate::output::Verbosity;
+use crate::release_files::{self, MANIFEST_FILE};
 
 /// Arguments of `cargo xtask ci`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub step: Step,
+}
 
-pub async fn run(_ctx: &Ctx, _args: Args) -> Result<()> {
-    bail!("`cargo xtask ci` is not built yet")
+#[derive(clap::Subcommand, Debug)]
+pub enum Step {
+    /// Lint the templates, then formatting, clippy and every test (pull-request validation).
+    Check,
+    /// `check`, then package the pushed image's release into every regional bucket and the
+    /// pipeline's artifact folder, and verify it (the pipeline's build).
+    Build(BuildArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The image digest already pushed to every workload's registry (`sha256:...`).
+    #[arg(long, value_name = "DIGEST")]
+    pub image_digest: Option<String>,
+    /// The folder the pipeline's build action exports (buildspec.yaml's base-directory).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Skip `check` (lint and tests), e.g. when the same commit was just validated.
+    #[arg(long)]
+    pub skip_check: bool,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    match args.step {
+        Step::Check => check(ctx),
+        Step::Build(build_args) => build(ctx, build_args),
+    }
+}
+
+fn check(ctx: &Ctx) -> Result<()> {
+    step(ctx, "lint", &["lint".into()])?;
+    step(ctx, "test", &["test".into()])?;
+    ctx.printer.status("Finished", "ci check: the templates lint clean and every test passes");
+    Ok(())
+}
+
+fn build(ctx: &Ctx, args: BuildArgs) -> Result<()> {
+    if !args.skip_check {
+        check(ctx)?;
+    }
+    let out = args.out.unwrap_or_else(release_files::default_out_dir);
+    let mut target = vec!["--config".to_string(), args.target.config.display().to_string()];
+    if args.target.local {
+        target.push("--local".into());
+    }
+    let mut package = vec!["package".to_string(), "--out".into(), out.display().to_string()];
+    if let Some(digest) = &args.image_digest {
+        package.extend(["--image-digest".to_string(), digest.clone()]);
+    }
+    package.extend(target.clone());
+    step(ctx, "package", &package)?;
+    let mut verify = vec!["verify-release".to_string(), "--manifest".into(), out.join(MANIFEST_FILE).display().to_string()];
+    verify.extend(target);
+    step(ctx, "verify-release", &verify)?;
+    ctx.printer.status("Finished", format!("ci build: the release is packaged, verified, and its artifact is in {}", out.display()));
+    Ok(())
+}
+
+/// Runs this binary with `args`, from the project root; a failure names the command to repeat.
+fn step(ctx: &Ctx, name: &str, args: &[String]) -> Result<()> {
+    ctx.printer.status("CI step", format!("cargo xtask {}", args.join(" ")));
+    let sh = Shell::new()?;
+    sh.change_dir(&ctx.root);
+    let xtask = std::env::current_exe().context("finding the running xtask binary")?;
+    let verbosity: &[&str] = match ctx.printer.verbosity() {
+        Verbosity::Quiet => &["--quiet"],
+        Verbosity::Normal => &[],
+        Verbosity::Verbose => &["--verbose"],
+    };
+    cmd!(sh, "{xtask} {verbosity...} {args...}")
+        .quiet()
+        .run()
+        .with_context(|| format!("ci step `{name}` failed (above); repeat it with `cargo xtask {}`", args.join(" ")))?;
+    Ok(())
 }

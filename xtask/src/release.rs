@@ -162,6 +162,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             let rows = bluegreen::deploy_waves(&aws, &config, &manifest, follow, args.dry_run, &ctx.printer).await?;
             print_deployments(ctx, &rows);
             let ok = rows.iter().all(|row| row.ok);
+            if let Some(failed) = rows.iter().find(|row| !row.ok) {
+                let skipped = rows.iter().filter(|row| row.status == "NOT STARTED").count();
+                ctx.printer.error(format!(
+                    "release {} stopped at wave {} ({} failed); {skipped} workloads of later waves were not started; fix the cause above and run it again (deployed workloads keep the new version; `cargo xtask rollback <workload>` takes one back)",
+                    manifest.id, failed.wave, failed.workload
+                ));
+            }
             outcome.deployments = rows;
             ok
         }
