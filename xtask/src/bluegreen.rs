@@ -118,7 +118,9 @@ pub async fn deploy_waves(
         for result in &results {
             let verb = if dry_run { "Planned" } else { "Deployed" };
             match (&result.ok, &result.detail) {
-                (true, _) => printer.status(verb, format!("{} ({}): {}", result.workload, result.region, result.status)),
+                (true, _) => {
+                    printer.status(verb, format!("{} ({}): {}", result.workload, result.region, result.status))
+                }
                 (false, detail) => printer.error(format!(
                     "{} ({}): {}{}",
                     result.workload,
@@ -187,7 +189,11 @@ pub async fn deploy_workload(
     let appspec = text(APPSPEC_FILE)?;
     let spec = render::parse_appspec(&appspec).context("reading the artifact's appspec.yaml")?;
     if spec.task_definition != render::TASK_DEFINITION_PLACEHOLDER {
-        bail!("the artifact's appspec.yaml names {} instead of {}", spec.task_definition, render::TASK_DEFINITION_PLACEHOLDER);
+        bail!(
+            "the artifact's appspec.yaml names {} instead of {}",
+            spec.task_definition,
+            render::TASK_DEFINITION_PLACEHOLDER
+        );
     }
 
     let ecs = aws.ecs(&workload.account, &workload.region).await?;
@@ -196,7 +202,9 @@ pub async fn deploy_workload(
         .send()
         .await
         .map_err(|error| anyhow!(error_text(&error)))
-        .with_context(|| format!("registering task definition {} in {}/{}", definition.family, workload.account, workload.region))?;
+        .with_context(|| {
+            format!("registering task definition {} in {}/{}", definition.family, workload.account, workload.region)
+        })?;
     let arn = registered
         .task_definition()
         .and_then(|registered| registered.task_definition_arn())
@@ -225,7 +233,10 @@ pub async fn deploy_workload(
             } else {
                 "is the release stack deployed (`cargo xtask deploy`)?"
             };
-            format!("creating a deployment of {}/{} in {}/{}; {hint}", config.app, config.app, workload.account, workload.region)
+            format!(
+                "creating a deployment of {}/{} in {}/{}; {hint}",
+                config.app, config.app, workload.account, workload.region
+            )
         })?;
     let id = created.deployment_id().context("CodeDeploy returned no deployment id")?.to_string();
     printer.status("Started", format!("deployment {id} of {} ({}) with {arn}", workload.name, workload.region));
@@ -353,7 +364,9 @@ pub async fn start_pipeline(aws: &Aws, config: &Config, follow: Follow, printer:
         .await
         .map_err(|error| anyhow!(error_text(&error)))
         .with_context(|| {
-            format!("starting pipeline {name} in {account}/{region}; is the pipeline stack deployed (`cargo xtask deploy`)?")
+            format!(
+                "starting pipeline {name} in {account}/{region}; is the pipeline stack deployed (`cargo xtask deploy`)?"
+            )
         })?;
     let execution_id = started.pipeline_execution_id().context("CodePipeline returned no execution id")?.to_string();
     printer.status(
@@ -410,7 +423,8 @@ pub async fn start_pipeline(aws: &Aws, config: &Config, follow: Follow, printer:
             return Ok(run(true, Some("not followed (--no-wait)".into())));
         }
         if Instant::now() > deadline {
-            let detail = format!("still {status} after {} minutes; it goes on (link above)", follow.timeout.as_secs() / 60);
+            let detail =
+                format!("still {status} after {} minutes; it goes on (link above)", follow.timeout.as_secs() / 60);
             return Ok(run(false, Some(detail)));
         }
         tokio::time::sleep(follow.interval).await;

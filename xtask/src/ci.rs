@@ -84,10 +84,14 @@ fn build(ctx: &Ctx, args: BuildArgs) -> Result<()> {
     }
     package.extend(target.clone());
     step(ctx, "package", &package)?;
-    let mut verify = vec!["verify-release".to_string(), "--manifest".into(), out.join(MANIFEST_FILE).display().to_string()];
+    let mut verify =
+        vec!["verify-release".to_string(), "--manifest".into(), out.join(MANIFEST_FILE).display().to_string()];
     verify.extend(target);
     step(ctx, "verify-release", &verify)?;
-    ctx.printer.status("Finished", format!("ci build: the release is packaged, verified, and its artifact is in {}", out.display()));
+    ctx.printer.status(
+        "Finished",
+        format!("ci build: the release is packaged, verified, and its artifact is in {}", out.display()),
+    );
     Ok(())
 }
 

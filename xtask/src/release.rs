@@ -150,7 +150,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             .map(|check| format!("{} ({}): {}", check.workload, check.region, check.problems.join("; ")))
             .collect();
         if !failed.is_empty() {
-            bail!("the uploaded artifacts do not match the manifest, so nothing was deployed:\n  {}", failed.join("\n  "));
+            bail!(
+                "the uploaded artifacts do not match the manifest, so nothing was deployed:\n  {}",
+                failed.join("\n  ")
+            );
         }
         ctx.printer.status("Verified", format!("{} artifacts of release {}", checks.len(), packaged.manifest.id));
     }
@@ -204,7 +207,8 @@ fn finish(ctx: &Ctx, args: &Args, outcome: &Outcome, ok: bool) -> Result<()> {
 }
 
 fn print_deployments(ctx: &Ctx, rows: &[WorkloadDeployment]) {
-    let mut table_rows = vec![["WAVE", "WORKLOAD", "ACCOUNT", "REGION", "DEPLOYMENT", "STATUS"].map(String::from).to_vec()];
+    let mut table_rows =
+        vec![["WAVE", "WORKLOAD", "ACCOUNT", "REGION", "DEPLOYMENT", "STATUS"].map(String::from).to_vec()];
     for row in rows {
         table_rows.push(vec![
             row.wave.to_string(),

@@ -91,7 +91,11 @@ impl ImageSet {
                 bail!("no image reference for workload {}: push the image to every workload first", workload.name);
             };
             if !taskdef::is_pinned_by_digest(reference) || !reference.ends_with(&format!("@{}", self.digest)) {
-                bail!("the image for workload {} is `{reference}`, not pinned by digest {}", workload.name, self.digest);
+                bail!(
+                    "the image for workload {} is `{reference}`, not pinned by digest {}",
+                    workload.name,
+                    self.digest
+                );
             }
         }
         Ok(())
@@ -102,7 +106,9 @@ impl ImageSet {
 pub fn check_digest(digest: &str) -> Result<()> {
     let hex = digest.strip_prefix("sha256:").unwrap_or_default();
     if hex.len() != 64 || !hex.chars().all(|digit| matches!(digit, '0'..='9' | 'a'..='f')) {
-        bail!("`{digest}` is not an image digest: expected sha256: and 64 lowercase hex digits (what `cargo xtask push` prints)");
+        bail!(
+            "`{digest}` is not an image digest: expected sha256: and 64 lowercase hex digits (what `cargo xtask push` prints)"
+        );
     }
     Ok(())
 }
@@ -128,9 +134,10 @@ impl Targets {
 pub async fn read_targets(aws: &Aws, config: &Config) -> Result<Targets> {
     let key_stack = config.stack_name("key");
     let key_outputs = stack_outputs(aws, &config.tools.account, &config.tools.region, &key_stack).await?;
-    let key_id = key_outputs.get("KeyId").cloned().with_context(|| {
-        format!("stack {key_stack} has no KeyId output; redeploy it with `cargo xtask deploy`")
-    })?;
+    let key_id = key_outputs
+        .get("KeyId")
+        .cloned()
+        .with_context(|| format!("stack {key_stack} has no KeyId output; redeploy it with `cargo xtask deploy`"))?;
     let service_stack = config.stack_name("service");
     let services = try_join_all(config.workloads.iter().map(|workload| {
         let service_stack = service_stack.clone();
@@ -305,84 +312,65 @@ pub async fn package(
         write_out_dir(dir, &bundles, &manifest)?;
     }
     let manifest_bytes = manifest.to_bytes();
-    let tools = &config.tools.account;
-
-    // The artifacts, each to its region, in parallel.
-    let uploads = manifest.artifacts.iter().zip(&bundles).map(|(artifact, bundle)| async move {
-        let s3 = aws.s3(tools, &artifact.region).await?;
-        let row = |action| ObjectRow {
-            kind: "artifact",
-            region: artifact.region.clone(),
-            bucket: artifact.bucket.clone(),
-            key: artifact.key.clone(),
-            bytes: artifact.bytes,
-            action,
-        };
-        if options.dry_run {
-            return Ok::<_, anyhow::Error>(row(if exists(&s3, &artifact.bucket, &artifact.key).await? {
-                "unchanged"
-            } else {
-                "would upload"
-            }));
-        }
-        let put = artifacts::put_once(&s3, &artifact.bucket, &artifact.key, bundle.zip.clone(), &artifact.kms_key_arn)
-            .await
-            .with_context(|| format!("uploading the artifact of workload {}", artifact.workload))?;
-        Ok(row(if put.uploaded { "uploaded" } else { "unchanged" }))
-    });
-    let mut objects = try_join_all(uploads).await?;
-
-    // The manifest, to every regional bucket; then each workload's history.
     let manifest_key = manifest::manifest_key(&manifest.id);
-    let copies = config.regions().into_iter().map(|region| {
-        let (bytes, key, manifest_key) = (manifest_bytes.clone(), targets.key_arn(config, &region), manifest_key.clone());
+
+    // Each region on its own, all in parallel, with one client each: its artifacts (and, meanwhile,
+    // its workloads' histories), then its copy of the manifest, then the histories, which name
+    // the manifest only once it is there.
+    let regions = config.regions();
+    let per_region = regions.iter().map(|region| {
+        let (manifest, bundles, manifest_bytes, manifest_key, targets) =
+            (&manifest, &bundles, &manifest_bytes, &manifest_key, &targets);
         async move {
-            let s3 = aws.s3(tools, &region).await?;
-            let bucket = config.bucket_name(&region);
-            let action = if options.dry_run {
-                if exists(&s3, &bucket, &manifest_key).await? { "unchanged" } else { "would upload" }
-            } else {
-                let put = artifacts::put_once(&s3, &bucket, &manifest_key, bytes.clone(), &key).await?;
-                if put.uploaded { "uploaded" } else { "unchanged" }
-            };
-            Ok::<_, anyhow::Error>(ObjectRow {
+            let s3 = aws.s3(&config.tools.account, region).await?;
+            let bucket = config.bucket_name(region);
+            let key_arn = targets.key_arn(config, region);
+            let here: Vec<(&Artifact, &Bundle)> =
+                manifest.artifacts.iter().zip(bundles).filter(|(artifact, _)| artifact.region == *region).collect();
+            let uploads = try_join_all(
+                here.iter().map(|(artifact, bundle)| upload_artifact(&s3, artifact, bundle, options.dry_run)),
+            );
+            let histories =
+                try_join_all(here.iter().map(|(artifact, _)| manifest::load_history(&s3, &bucket, &artifact.workload)));
+            let (mut rows, histories) = futures_util::future::try_join(uploads, histories).await?;
+            let any_new = rows.iter().any(|row| row.action == "uploaded");
+            let action =
+                copy_manifest(&s3, &bucket, manifest_key, manifest_bytes, &key_arn, any_new, options.dry_run).await?;
+            rows.push(ObjectRow {
                 kind: "manifest",
-                region,
-                bucket,
-                key: manifest_key,
-                bytes: bytes.len() as u64,
+                region: region.clone(),
+                bucket: bucket.clone(),
+                key: manifest_key.clone(),
+                bytes: manifest_bytes.len() as u64,
                 action,
-            })
+            });
+            for ((artifact, _), mut history) in here.iter().zip(histories) {
+                let changed = history.record(&manifest.id, &manifest.version);
+                let bytes = history.to_bytes();
+                let key = manifest::history_key(&artifact.workload);
+                let action = match (changed, options.dry_run) {
+                    (false, _) => "unchanged",
+                    (true, true) => "would upload",
+                    (true, false) => {
+                        manifest::put_object(&s3, &bucket, &key, bytes.clone(), &key_arn).await?;
+                        "uploaded"
+                    }
+                };
+                rows.push(ObjectRow {
+                    kind: "history",
+                    region: region.clone(),
+                    bucket: bucket.clone(),
+                    key,
+                    bytes: bytes.len() as u64,
+                    action,
+                });
+            }
+            Ok::<_, anyhow::Error>(rows)
         }
     });
-    objects.extend(try_join_all(copies).await?);
-    let histories = manifest.artifacts.iter().map(|artifact| {
-        let manifest = &manifest;
-        async move {
-            let s3 = aws.s3(tools, &artifact.region).await?;
-            let mut history = manifest::load_history(&s3, &artifact.bucket, &artifact.workload).await?;
-            let changed = history.record(&manifest.id, &manifest.version);
-            let bytes = history.to_bytes();
-            let key = manifest::history_key(&artifact.workload);
-            let action = match (changed, options.dry_run) {
-                (false, _) => "unchanged",
-                (true, true) => "would upload",
-                (true, false) => {
-                    manifest::put_object(&s3, &artifact.bucket, &key, bytes.clone(), &artifact.kms_key_arn).await?;
-                    "uploaded"
-                }
-            };
-            Ok::<_, anyhow::Error>(ObjectRow {
-                kind: "history",
-                region: artifact.region.clone(),
-                bucket: artifact.bucket.clone(),
-                key,
-                bytes: bytes.len() as u64,
-                action,
-            })
-        }
-    });
-    objects.extend(try_join_all(histories).await?);
+    let mut objects: Vec<ObjectRow> = try_join_all(per_region).await?.into_iter().flatten().collect();
+    let kind_order = |kind: &str| ["artifact", "manifest", "history"].iter().position(|known| *known == kind);
+    objects.sort_by_key(|object| kind_order(object.kind));
 
     for object in &objects {
         let verb = match object.action {
@@ -403,7 +391,11 @@ pub async fn package(
         config.regions().len(),
         count("uploaded"),
         count("unchanged"),
-        if options.dry_run { format!(", {} would be uploaded (dry run: nothing was)", count("would upload")) } else { String::new() }
+        if options.dry_run {
+            format!(", {} would be uploaded (dry run: nothing was)", count("would upload"))
+        } else {
+            String::new()
+        }
     );
     printer.status(if options.dry_run { "Planned" } else { "Packaged" }, summary);
     Ok(Packaged { manifest, objects, bytes_uploaded, out_dir: options.out_dir.clone(), dry_run: options.dry_run })
@@ -415,6 +407,54 @@ async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<bool
         Err(error) if error.as_service_error().is_some_and(|service| service.is_not_found()) => Ok(false),
         Err(error) => Err(anyhow!(error_text(&error))).with_context(|| format!("looking for s3://{bucket}/{key}")),
     }
+}
+
+/// Uploads one artifact unless it is there (or, in a dry run, says whether it would).
+async fn upload_artifact(
+    s3: &aws_sdk_s3::Client,
+    artifact: &Artifact,
+    bundle: &Bundle,
+    dry_run: bool,
+) -> Result<ObjectRow> {
+    let row = |action| ObjectRow {
+        kind: "artifact",
+        region: artifact.region.clone(),
+        bucket: artifact.bucket.clone(),
+        key: artifact.key.clone(),
+        bytes: artifact.bytes,
+        action,
+    };
+    if dry_run {
+        let there = exists(s3, &artifact.bucket, &artifact.key).await?;
+        return Ok(row(if there { "unchanged" } else { "would upload" }));
+    }
+    let put = artifacts::put_once(s3, &artifact.bucket, &artifact.key, bundle.zip.clone(), &artifact.kms_key_arn)
+        .await
+        .with_context(|| format!("uploading the artifact of workload {}", artifact.workload))?;
+    Ok(row(if put.uploaded { "uploaded" } else { "unchanged" }))
+}
+
+/// Puts the manifest in one bucket once. When this run uploaded an artifact of the region, the
+/// manifest (whose id covers that artifact) cannot be there yet: it is written with a
+/// create-only condition instead of being looked for first, which saves a request per region.
+async fn copy_manifest(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    bytes: &[u8],
+    kms_key_arn: &str,
+    region_has_new_artifacts: bool,
+    dry_run: bool,
+) -> Result<&'static str> {
+    if dry_run {
+        return Ok(if exists(s3, bucket, key).await? { "unchanged" } else { "would upload" });
+    }
+    if region_has_new_artifacts {
+        let created = manifest::put_new(s3, bucket, key, bytes.to_vec(), kms_key_arn).await?;
+        return Ok(if created { "uploaded" } else { "unchanged" });
+    }
+    let put = artifacts::put_once(s3, bucket, key, bytes.to_vec(), kms_key_arn).await?;
+    Ok(if put.uploaded { "uploaded" } else { "unchanged" })
 }
 
 /// Writes the folder the pipeline's build action exports. A folder that is not one of ours (no
@@ -429,7 +469,8 @@ fn write_out_dir(dir: &Path, bundles: &[Bundle], manifest: &Manifest) -> Result<
                 dir.display()
             );
         }
-        std::fs::remove_dir_all(dir).with_context(|| format!("clearing the previous release folder {}", dir.display()))?;
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("clearing the previous release folder {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for bundle in bundles {
@@ -440,7 +481,8 @@ fn write_out_dir(dir: &Path, bundles: &[Bundle], manifest: &Manifest) -> Result<
             (APPSPEC_FILE, &bundle.files.appspec),
             (IMAGE_DETAIL_FILE, &bundle.files.image_detail),
         ] {
-            std::fs::write(folder.join(name), text).with_context(|| format!("writing {}", folder.join(name).display()))?;
+            std::fs::write(folder.join(name), text)
+                .with_context(|| format!("writing {}", folder.join(name).display()))?;
         }
     }
     let path = dir.join(MANIFEST_FILE);
@@ -449,9 +491,8 @@ fn write_out_dir(dir: &Path, bundles: &[Bundle], manifest: &Manifest) -> Result<
 
 /// Reads a manifest from a file.
 pub fn read_manifest_file(path: &Path) -> Result<Manifest> {
-    let bytes = std::fs::read(path).with_context(|| {
-        format!("reading the release manifest {}; `cargo xtask package` writes it", path.display())
-    })?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("reading the release manifest {}; `cargo xtask package` writes it", path.display()))?;
     Manifest::parse(&bytes, &path.display().to_string())
 }
 
@@ -529,17 +570,25 @@ async fn check_artifact(s3: &aws_sdk_s3::Client, artifact: &Artifact) -> Check {
     let head = match head {
         Ok(head) => head,
         Err(error) => {
-            check.problems.push(format!("cannot read s3://{}/{}: {}", artifact.bucket, artifact.key, error_text(&error)));
+            check.problems.push(format!(
+                "cannot read s3://{}/{}: {}",
+                artifact.bucket,
+                artifact.key,
+                error_text(&error)
+            ));
             return check;
         }
     };
     check.encryption = head.server_side_encryption().map(|sse| sse.as_str().to_string());
     check.kms_key = head.ssekms_key_id().map(str::to_string);
     if check.encryption.as_deref() != Some("aws:kms") {
-        check.problems.push(format!("encrypted with {:?}, not SSE-KMS", check.encryption.as_deref().unwrap_or("nothing")));
+        check
+            .problems
+            .push(format!("encrypted with {:?}, not SSE-KMS", check.encryption.as_deref().unwrap_or("nothing")));
     }
     // S3 reports the key as an ARN; a bare id names the same key.
-    let key_matches = check.kms_key.as_deref().is_some_and(|key| key == artifact.kms_key_arn || key == artifact.kms_key_id);
+    let key_matches =
+        check.kms_key.as_deref().is_some_and(|key| key == artifact.kms_key_arn || key == artifact.kms_key_id);
     if !key_matches {
         check.problems.push(format!(
             "encrypted under {}, not the manifest's {}",
@@ -582,13 +631,17 @@ async fn check_artifact(s3: &aws_sdk_s3::Client, artifact: &Artifact) -> Check {
 fn check_documents(bytes: &[u8], artifact: &Artifact) -> Result<()> {
     let files = unzip(bytes)?;
     let file = |name: &str| {
-        files.get(name).map(|bytes| String::from_utf8_lossy(bytes).into_owned()).with_context(|| format!("the zip has no {name}"))
+        files
+            .get(name)
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+            .with_context(|| format!("the zip has no {name}"))
     };
     let definition = taskdef::TaskDefinition::parse(&file(TASKDEF_FILE)?, TASKDEF_FILE)?;
     if definition.images() != [artifact.image.as_str()] {
         bail!("its taskdef deploys {:?}, the manifest says {}", definition.images(), artifact.image);
     }
-    let detail: serde_json::Value = serde_json::from_str(&file(IMAGE_DETAIL_FILE)?).context("reading imageDetail.json")?;
+    let detail: serde_json::Value =
+        serde_json::from_str(&file(IMAGE_DETAIL_FILE)?).context("reading imageDetail.json")?;
     if detail["ImageURI"] != artifact.image.as_str() {
         bail!("its imageDetail.json names {}, the manifest says {}", detail["ImageURI"], artifact.image);
     }
@@ -605,7 +658,11 @@ pub async fn regional_bucket(aws: &Aws, config: &Config, workload: &Workload) ->
 }
 
 /// The workload's history and its current and previous releases' manifests.
-pub async fn releases_of(aws: &Aws, config: &Config, workload: &Workload) -> Result<(History, Option<Manifest>, Option<Manifest>)> {
+pub async fn releases_of(
+    aws: &Aws,
+    config: &Config,
+    workload: &Workload,
+) -> Result<(History, Option<Manifest>, Option<Manifest>)> {
     let (s3, bucket) = regional_bucket(aws, config, workload).await?;
     let history = manifest::load_history(&s3, &bucket, &workload.name).await?;
     let current = match history.current() {
@@ -665,7 +722,10 @@ mod tests {
     fn images_in_ecr_are_pinned_per_workload() {
         let config = config();
         let images = ImageSet::in_ecr(&config, "abc", DIGEST).unwrap();
-        assert_eq!(images.references["europe"], format!("333333333333.dkr.ecr.eu-central-1.amazonaws.com/web@{DIGEST}"));
+        assert_eq!(
+            images.references["europe"],
+            format!("333333333333.dkr.ecr.eu-central-1.amazonaws.com/web@{DIGEST}")
+        );
         images.check(&config).unwrap();
         for bad in ["sha256:abc", "md5:00", &DIGEST.to_uppercase(), ""] {
             assert!(ImageSet::in_ecr(&config, "abc", bad).is_err(), "{bad}");

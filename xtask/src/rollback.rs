@@ -92,7 +92,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     };
     ctx.printer.status(
         "Rolling back",
-        format!("{} from {} ({}) to {} ({})", workload.name, current.id, current.version, previous.id, previous.version),
+        format!(
+            "{} from {} ({}) to {} ({})",
+            workload.name, current.id, current.version, previous.id, previous.version
+        ),
     );
     let mut outcome = Outcome {
         workload: workload.name.clone(),
@@ -104,7 +107,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     };
     let ok = match via {
         Via::Direct => {
-            let follow = Follow { wait: !args.no_wait, timeout: Duration::from_secs(args.timeout * 60), ..Follow::default() };
+            let follow =
+                Follow { wait: !args.no_wait, timeout: Duration::from_secs(args.timeout * 60), ..Follow::default() };
             let deployment = bluegreen::deploy_workload(
                 &aws,
                 &config,
@@ -137,7 +141,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             let image = format!("{}:{}", config.app, previous.version);
             let docker = Docker::connect().await?;
             if docker.image(&image).await?.is_none() {
-                bail!("the previous version's image {image} is no longer in the Docker engine; rebuild it at that commit with `cargo xtask image`");
+                bail!(
+                    "the previous version's image {image} is no longer in the Docker engine; rebuild it at that commit with `cargo xtask image`"
+                );
             }
             if args.dry_run {
                 ctx.printer.status("Would shift", format!("the local site of {} to {image}", config.app));
@@ -160,7 +166,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         let (s3, bucket) = release_files::regional_bucket(&aws, &config, workload).await?;
         let key = manifest::history_key(&workload.name);
         manifest::put_object(&s3, &bucket, &key, history.to_bytes(), &artifact.kms_key_arn).await?;
-        ctx.printer.status("Rolled back", format!("{} to release {} ({})", workload.name, previous.id, previous.version));
+        ctx.printer
+            .status("Rolled back", format!("{} to release {} ({})", workload.name, previous.id, previous.version));
     }
     if args.json {
         ctx.printer.json(&outcome)?;

@@ -52,7 +52,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             check.workload.clone(),
             check.region.clone(),
             check.key.clone(),
-            check.actual_sha256.as_deref().map(|sha| sha[..16.min(sha.len())].to_string()).unwrap_or_else(|| "-".into()),
+            check
+                .actual_sha256
+                .as_deref()
+                .map(|sha| sha[..16.min(sha.len())].to_string())
+                .unwrap_or_else(|| "-".into()),
             match (&check.encryption, &check.kms_key) {
                 (Some(sse), Some(key)) => format!("{sse} {key}"),
                 (Some(sse), None) => sse.clone(),
@@ -80,7 +84,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
     ctx.printer.status(
         "Verified",
-        format!("release {} ({}): {} artifacts match, SSE-KMS under their region's key", manifest.id, manifest.version, checks.len()),
+        format!(
+            "release {} ({}): {} artifacts match, SSE-KMS under their region's key",
+            manifest.id,
+            manifest.version,
+            checks.len()
+        ),
     );
     Ok(())
 }

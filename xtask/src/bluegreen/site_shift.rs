@@ -70,7 +70,10 @@ pub async fn shift(docker: &Docker, spec: &ShiftSpec, printer: &Printer) -> Resu
             "{} site containers of {} run ({}); pass --port with the published one",
             many.len(),
             spec.app,
-            many.iter().map(|container| format!("{} on {}", container.name, container.host_port.unwrap_or(0))).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|container| format!("{} on {}", container.name, container.host_port.unwrap_or(0)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let url = format!("http://{}:{port}", site::HOST_IP);
@@ -136,7 +139,9 @@ pub async fn shift(docker: &Docker, spec: &ShiftSpec, printer: &Printer) -> Resu
                 .await
                 .context("putting the old version back on the published port after the shift failed")?;
         }
-        return Err(error.context(format!("moving {url} to the new version failed; it serves {} again", describe(&from))));
+        return Err(
+            error.context(format!("moving {url} to the new version failed; it serves {} again", describe(&from)))
+        );
     }
     // Anything else of the app left running (a stale colour from an interrupted rehearsal) stops too.
     for container in site::list(docker, &spec.app).await? {

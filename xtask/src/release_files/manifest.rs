@@ -20,6 +20,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ServerSideEncryption};
 use base64::Engine;
@@ -104,7 +105,10 @@ impl Manifest {
         let manifest: Manifest = serde_json::from_slice(bytes)
             .with_context(|| format!("{origin} is not a release manifest of this xtask"))?;
         if manifest.schema != SCHEMA {
-            bail!("{origin} has manifest schema {}, this xtask reads schema {SCHEMA}; use a matching xtask", manifest.schema);
+            bail!(
+                "{origin} has manifest schema {}, this xtask reads schema {SCHEMA}; use a matching xtask",
+                manifest.schema
+            );
         }
         let expected = compute_id(&manifest.app, &manifest.version, &manifest.image_digest, &manifest.artifacts);
         if manifest.id != expected {
@@ -240,6 +244,32 @@ pub async fn put_object(s3: &Client, bucket: &str, key: &str, body: Vec<u8>, kms
     Ok(())
 }
 
+/// Creates `bucket/key` under SSE-KMS with a SHA-256 checksum only if no object is there
+/// (`If-None-Match: *`); returns false when one was.
+pub async fn put_new(s3: &Client, bucket: &str, key: &str, body: Vec<u8>, kms_key_arn: &str) -> Result<bool> {
+    let checksum = base64::engine::general_purpose::STANDARD.encode(hex::decode(sha256_hex(&body))?);
+    let sent = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .if_none_match("*")
+        .body(ByteStream::from(body))
+        .content_type("application/json")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(kms_key_arn)
+        .bucket_key_enabled(true)
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .checksum_sha256(checksum)
+        .send()
+        .await;
+    match sent {
+        Ok(_) => Ok(true),
+        Err(error) if error.code() == Some("PreconditionFailed") => Ok(false),
+        Err(error) => Err(anyhow!(error_text(&error)))
+            .with_context(|| format!("writing s3://{bucket}/{key} encrypted under {kms_key_arn}")),
+    }
+}
+
 /// The manifest `id` from `bucket`.
 pub async fn load_manifest(s3: &Client, bucket: &str, id: &str) -> Result<Manifest> {
     let key = manifest_key(id);
@@ -310,7 +340,11 @@ mod tests {
             workload: "india".into(),
             releases: entries
                 .iter()
-                .map(|(id, rolled_back)| HistoryEntry { id: id.to_string(), version: "v".into(), rolled_back: *rolled_back })
+                .map(|(id, rolled_back)| HistoryEntry {
+                    id: id.to_string(),
+                    version: "v".into(),
+                    rolled_back: *rolled_back,
+                })
                 .collect(),
         };
         let check = |entries: &[(&str, bool)], current: Option<&str>, previous: Option<&str>| {

@@ -146,7 +146,10 @@ pub fn substitute(text: &str, vars: &Vars, file: &str) -> Result<String> {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            bail!("{file}: `${{` without a closing `}}` in `{}`", text.lines().find(|line| line.contains("${")).unwrap_or(text));
+            bail!(
+                "{file}: `${{` without a closing `}}` in `{}`",
+                text.lines().find(|line| line.contains("${")).unwrap_or(text)
+            );
         };
         let name = &after[..end];
         match vars.0.get(name) {
@@ -232,8 +235,7 @@ mod tests {
     use super::*;
     use crate::project;
 
-    const IMAGE: &str =
-        "222222222222.dkr.ecr.ap-south-1.amazonaws.com/web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const IMAGE: &str = "222222222222.dkr.ecr.ap-south-1.amazonaws.com/web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn vars() -> Vars {
         let config = Config::load(&project::root().join("deploy.toml")).unwrap();
@@ -268,7 +270,14 @@ mod tests {
         assert_eq!(container["logConfiguration"]["options"]["awslogs-region"], "ap-south-1");
         assert_eq!(container["logConfiguration"]["options"]["awslogs-group"], "/ecs/web");
         let spec = parse_appspec(&rendered.appspec).unwrap();
-        assert_eq!(spec, AppSpec { task_definition: TASK_DEFINITION_PLACEHOLDER.into(), container_name: "web".into(), container_port: 8080 });
+        assert_eq!(
+            spec,
+            AppSpec {
+                task_definition: TASK_DEFINITION_PLACEHOLDER.into(),
+                container_name: "web".into(),
+                container_port: 8080
+            }
+        );
         let detail: serde_json::Value = serde_json::from_str(&rendered.image_detail).unwrap();
         assert_eq!(detail, serde_json::json!({ "ImageURI": IMAGE }));
         // Rendering is a function of its inputs.
@@ -297,7 +306,10 @@ mod tests {
             let error = format!("{:#}", render(&taskdef, appspec, &vars()).unwrap_err());
             assert!(error.contains(expect), "`{expect}` not in: {error}");
         };
-        check(&appspec.replace("<TASK_DEFINITION>", "arn:aws:ecs:ap-south-1:1:task-definition/Poc:2"), "must be the placeholder");
+        check(
+            &appspec.replace("<TASK_DEFINITION>", "arn:aws:ecs:ap-south-1:1:task-definition/Poc:2"),
+            "must be the placeholder",
+        );
         check(&appspec.replace("ContainerName: ${ContainerName}", "ContainerName: other"), "does not define");
         check(&appspec.replace("ContainerPort: ${ContainerPort}", "ContainerPort: 9090"), "does not map");
         check(&appspec.replace("version: 0.0", "version: 1.0"), "`version` must be 0.0");

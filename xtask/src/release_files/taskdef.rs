@@ -175,7 +175,12 @@ impl TaskDefinition {
                 }
             }
             if let Some(logs) = &container.log_configuration {
-                known(&format!("{at}.logConfiguration.logDriver"), &logs.log_driver, LogDriver::values(), &mut problems);
+                known(
+                    &format!("{at}.logConfiguration.logDriver"),
+                    &logs.log_driver,
+                    LogDriver::values(),
+                    &mut problems,
+                );
             }
         }
         if !problems.is_empty() {
@@ -190,7 +195,10 @@ impl TaskDefinition {
     }
 
     /// Fills ECS's `RegisterTaskDefinition` call with this document.
-    pub fn to_request(&self, mut request: RegisterTaskDefinitionFluentBuilder) -> Result<RegisterTaskDefinitionFluentBuilder> {
+    pub fn to_request(
+        &self,
+        mut request: RegisterTaskDefinitionFluentBuilder,
+    ) -> Result<RegisterTaskDefinitionFluentBuilder> {
         request = request
             .family(&self.family)
             .set_execution_role_arn(self.execution_role_arn.clone())
@@ -249,7 +257,8 @@ impl ContainerDefinition {
             builder = builder.environment(KeyValuePair::builder().name(&variable.name).value(&variable.value).build());
         }
         if let Some(logs) = &self.log_configuration {
-            let mut configuration = SdkLogConfiguration::builder().log_driver(LogDriver::from(logs.log_driver.as_str()));
+            let mut configuration =
+                SdkLogConfiguration::builder().log_driver(LogDriver::from(logs.log_driver.as_str()));
             for (key, value) in &logs.options {
                 configuration = configuration.options(key, value);
             }
@@ -285,10 +294,9 @@ fn number_or_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i32, D::
     }
     let value = match NumberOrText::deserialize(deserializer)? {
         NumberOrText::Number(number) => number,
-        NumberOrText::Text(text) => text
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a number")))?,
+        NumberOrText::Text(text) => {
+            text.trim().parse::<i64>().map_err(|_| serde::de::Error::custom(format!("`{text}` is not a number")))?
+        }
     };
     i32::try_from(value).map_err(|_| serde::de::Error::custom(format!("{value} is out of range")))
 }
@@ -338,9 +346,18 @@ mod tests {
         check(&|value| value["networkMode"] = "wormhole".into(), Some("networkMode is `wormhole`"));
         check(&|value| value["cpu"] = serde_json::Value::Null, Some("needs cpu and memory"));
         check(&|value| value["taskRoleArnn"] = "x".into(), Some("unknown field `taskRoleArnn`"));
-        check(&|value| value["containerDefinitions"][0]["portMappings"][0]["containerPort"] = "http".into(), Some("not a number"));
-        check(&|value| value["containerDefinitions"][0]["portMappings"][0]["containerPort"] = 70000.into(), Some("not a port"));
-        check(&|value| value["containerDefinitions"][0]["logConfiguration"]["logDriver"] = "syslogg".into(), Some("logDriver"));
+        check(
+            &|value| value["containerDefinitions"][0]["portMappings"][0]["containerPort"] = "http".into(),
+            Some("not a number"),
+        );
+        check(
+            &|value| value["containerDefinitions"][0]["portMappings"][0]["containerPort"] = 70000.into(),
+            Some("not a port"),
+        );
+        check(
+            &|value| value["containerDefinitions"][0]["logConfiguration"]["logDriver"] = "syslogg".into(),
+            Some("logDriver"),
+        );
         check(&|value| value["containerDefinitions"] = serde_json::json!([]), Some("containerDefinitions is empty"));
     }
 

@@ -45,7 +45,8 @@ impl Topology {
     pub fn deploy(name: &str, app: Option<&str>) -> Topology {
         let moto = Moto::start();
         let scratch = Scratch::new(name);
-        let mut text = std::fs::read_to_string(xtask::project::root().join("deploy.toml")).expect("the repo's deploy.toml");
+        let mut text =
+            std::fs::read_to_string(xtask::project::root().join("deploy.toml")).expect("the repo's deploy.toml");
         if let Some(app) = app {
             text = text.replacen("app = \"web\"", &format!("app = \"{app}\""), 1);
         }
@@ -71,7 +72,8 @@ impl Topology {
     pub fn xtask_json(&self, args: &[&str]) -> serde_json::Value {
         let run = self.xtask(args);
         assert_eq!(run.code, Some(0), "xtask {args:?} failed:\n{}", run.stderr);
-        serde_json::from_str(&run.stdout).unwrap_or_else(|error| panic!("no JSON from {args:?} ({error}):\n{}", run.stderr))
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|error| panic!("no JSON from {args:?} ({error}):\n{}", run.stderr))
     }
 
     pub async fn aws(&self) -> (Config, Aws) {
@@ -106,7 +108,7 @@ async fn package_encrypts_each_region_under_its_key_once_and_verify_catches_tamp
     let manifest = &first["manifest"];
     let artifacts = manifest["artifacts"].as_array().unwrap();
     assert_eq!(artifacts.len(), 3);
-    assert_eq!(first["bytes_uploaded"].as_u64().unwrap() > 0, true);
+    assert!(first["bytes_uploaded"].as_u64().unwrap() > 0);
     // Three artifacts, a manifest copy per region, a history per workload: all new.
     let objects = first["objects"].as_array().unwrap();
     assert_eq!(objects.len(), 9, "{objects:?}");
@@ -126,7 +128,8 @@ async fn package_encrypts_each_region_under_its_key_once_and_verify_catches_tamp
         let head = s3.head_object().bucket(bucket).key(key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
         assert_eq!(head.server_side_encryption(), Some(&ServerSideEncryption::AwsKms), "{region}");
         assert_eq!(head.ssekms_key_id(), Some(expected_key.as_str()), "{region}");
-        let body = s3.get_object().bucket(bucket).key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes();
+        let body =
+            s3.get_object().bucket(bucket).key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes();
         let sha = xtask::archive::sha256_hex(&body);
         assert_eq!(artifact["sha256"], sha.as_str(), "{region}");
         assert_eq!(key, format!("releases/{}/{sha}.zip", workload.name), "content-addressed");
@@ -136,7 +139,12 @@ async fn package_encrypts_each_region_under_its_key_once_and_verify_catches_tamp
             let written = std::fs::read(out.join(&workload.name).join(name)).unwrap();
             assert_eq!(files[name], written, "{}/{name}", workload.name);
         }
-        let manifest_copy = s3.get_object().bucket(bucket).key(format!("releases/manifests/{}.json", manifest["id"].as_str().unwrap())).send().await;
+        let manifest_copy = s3
+            .get_object()
+            .bucket(bucket)
+            .key(format!("releases/manifests/{}.json", manifest["id"].as_str().unwrap()))
+            .send()
+            .await;
         assert!(manifest_copy.is_ok(), "the manifest sits beside the artifacts in {region}");
     }
     assert_eq!(regions, ["ap-south-1", "eu-central-1", "us-east-1"]);
@@ -148,8 +156,17 @@ async fn package_encrypts_each_region_under_its_key_once_and_verify_catches_tamp
     assert!(second["objects"].as_array().unwrap().iter().all(|object| object["action"] == "unchanged"), "{second}");
 
     // A dry run of a new image says what it would upload and uploads none of it.
-    let planned = topology.xtask_json(&["package", "--image-digest", &digest('b'), "--out", topology.out("dry").to_str().unwrap(), "--dry-run", "--json"]);
-    let would: Vec<&serde_json::Value> = planned["objects"].as_array().unwrap().iter().filter(|object| object["action"] == "would upload").collect();
+    let planned = topology.xtask_json(&[
+        "package",
+        "--image-digest",
+        &digest('b'),
+        "--out",
+        topology.out("dry").to_str().unwrap(),
+        "--dry-run",
+        "--json",
+    ]);
+    let would: Vec<&serde_json::Value> =
+        planned["objects"].as_array().unwrap().iter().filter(|object| object["action"] == "would upload").collect();
     assert_eq!(would.len(), 9, "{planned}");
     for object in would {
         let s3 = aws.s3(&config.tools.account, object["region"].as_str().unwrap()).await.unwrap();
@@ -181,9 +198,19 @@ async fn package_encrypts_each_region_under_its_key_once_and_verify_catches_tamp
         .unwrap();
     let tampered = topology.xtask(&["verify-release", "--manifest", manifest_path.to_str().unwrap(), "--json"]);
     assert_eq!(tampered.code, Some(1), "{}", tampered.stderr);
-    assert!(tampered.stderr.contains("europe (eu-central-1)") && tampered.stderr.contains("SHA-256"), "{}", tampered.stderr);
+    assert!(
+        tampered.stderr.contains("europe (eu-central-1)") && tampered.stderr.contains("SHA-256"),
+        "{}",
+        tampered.stderr
+    );
     let checks: serde_json::Value = serde_json::from_str(&tampered.stdout).unwrap();
-    let failed: Vec<&str> = checks["checks"].as_array().unwrap().iter().filter(|check| !check["problems"].as_array().unwrap().is_empty()).map(|check| check["workload"].as_str().unwrap()).collect();
+    let failed: Vec<&str> = checks["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|check| !check["problems"].as_array().unwrap().is_empty())
+        .map(|check| check["workload"].as_str().unwrap())
+        .collect();
     assert_eq!(failed, ["europe"]);
 }
 
@@ -202,7 +229,10 @@ async fn rendered_documents_register_with_ecs_and_parse_as_an_appspec() {
         for text in [&taskdef, &appspec] {
             assert!(!text.contains("${"), "an unfilled placeholder in {}:\n{text}", workload.name);
         }
-        let placeholders: Vec<&str> = appspec.match_indices('<').map(|(at, _)| &appspec[at..appspec[at..].find('>').map(|end| at + end + 1).unwrap_or(at + 1)]).collect();
+        let placeholders: Vec<&str> = appspec
+            .match_indices('<')
+            .map(|(at, _)| &appspec[at..appspec[at..].find('>').map(|end| at + end + 1).unwrap_or(at + 1)])
+            .collect();
         assert_eq!(placeholders, [TASK_DEFINITION_PLACEHOLDER], "{appspec}");
         let spec = render::parse_appspec(&appspec).unwrap();
         assert_eq!((spec.container_name.as_str(), spec.container_port), ("web", 8080));
@@ -211,22 +241,38 @@ async fn rendered_documents_register_with_ecs_and_parse_as_an_appspec() {
         let ecs = aws.ecs(&workload.account, &workload.region).await.unwrap();
         let registered = definition.to_request(ecs.register_task_definition()).unwrap().send().await.unwrap();
         let arn = registered.task_definition().unwrap().task_definition_arn().unwrap().to_string();
-        assert!(arn.starts_with(&format!("arn:aws:ecs:{}:{}:task-definition/web:", workload.region, workload.account)), "{arn}");
+        assert!(
+            arn.starts_with(&format!("arn:aws:ecs:{}:{}:task-definition/web:", workload.region, workload.account)),
+            "{arn}"
+        );
         let described = ecs.describe_task_definition().task_definition(&arn).send().await.unwrap();
         let described = described.task_definition().unwrap();
         let container = &described.container_definitions()[0];
-        let expected_image = format!("{}.dkr.ecr.{}.amazonaws.com/web@{}", workload.account, workload.region, digest('c'));
+        let expected_image =
+            format!("{}.dkr.ecr.{}.amazonaws.com/web@{}", workload.account, workload.region, digest('c'));
         assert_eq!(container.image(), Some(expected_image.as_str()));
         assert_eq!(container.port_mappings()[0].container_port(), Some(8080));
         assert_eq!(container.user(), Some("65532:65532"));
         assert_eq!(container.readonly_root_filesystem(), Some(true));
-        let logs: BTreeMap<String, String> = container.log_configuration().unwrap().options().unwrap().clone().into_iter().collect();
+        let logs: BTreeMap<String, String> =
+            container.log_configuration().unwrap().options().unwrap().clone().into_iter().collect();
         assert_eq!(logs["awslogs-region"], workload.region);
         assert_eq!(logs["awslogs-group"], "/ecs/web");
         let service = aws.cloudformation(&workload.account, &workload.region).await.unwrap();
         let stack = service.describe_stacks().stack_name("web-service").send().await.unwrap();
-        let execution_role = stack.stacks()[0].outputs().iter().find(|output| output.output_key() == Some("ExecutionRoleArn")).unwrap().output_value().unwrap().to_string();
-        assert_eq!(described.execution_role_arn(), Some(execution_role.as_str()), "the role comes from the service stack");
+        let execution_role = stack.stacks()[0]
+            .outputs()
+            .iter()
+            .find(|output| output.output_key() == Some("ExecutionRoleArn"))
+            .unwrap()
+            .output_value()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            described.execution_role_arn(),
+            Some(execution_role.as_str()),
+            "the role comes from the service stack"
+        );
     }
 }
 

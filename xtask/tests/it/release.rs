@@ -10,7 +10,9 @@
 //! emulator records (the registered task definition, the inline AppSpec naming it, the image it
 //! pins, the order of the waves), not a rollout.
 
-use aws_sdk_codedeploy::types::{ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType, RevisionLocationType};
+use aws_sdk_codedeploy::types::{
+    ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType, RevisionLocationType,
+};
 use aws_sdk_codepipeline::types::{
     ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, OutputArtifact,
     PipelineDeclaration, StageDeclaration,
@@ -28,7 +30,13 @@ use crate::support::{self, Cleanup};
 /// its ECS blue/green deployment group, named `<app>`.
 async fn create_deployment_group(aws: &Aws, config: &Config, workload: &Workload) {
     let codedeploy = aws.codedeploy(&workload.account, &workload.region).await.unwrap();
-    codedeploy.create_application().application_name(&config.app).compute_platform(ComputePlatform::Ecs).send().await.unwrap();
+    codedeploy
+        .create_application()
+        .application_name(&config.app)
+        .compute_platform(ComputePlatform::Ecs)
+        .send()
+        .await
+        .unwrap();
     codedeploy
         .create_deployment_group()
         .application_name(&config.app)
@@ -48,7 +56,8 @@ async fn create_deployment_group(aws: &Aws, config: &Config, workload: &Workload
 /// The deployments the emulator recorded for the app in a workload.
 async fn deployments(aws: &Aws, config: &Config, workload: &Workload) -> Vec<String> {
     let codedeploy = aws.codedeploy(&workload.account, &workload.region).await.unwrap();
-    let listed = codedeploy.list_deployments().application_name(&config.app).deployment_group_name(&config.app).send().await;
+    let listed =
+        codedeploy.list_deployments().application_name(&config.app).deployment_group_name(&config.app).send().await;
     listed.map(|reply| reply.deployments().to_vec()).unwrap_or_default()
 }
 
@@ -102,7 +111,11 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
     assert_eq!(statuses, [("india", "ERROR"), ("europe", "NOT STARTED"), ("us", "NOT STARTED")]);
     assert!(failed.stderr.contains("india (ap-south-1)"), "{}", failed.stderr);
     for workload in [europe, us] {
-        assert!(deployments(&aws, &config, workload).await.is_empty(), "{} was deployed after wave 1 failed", workload.name);
+        assert!(
+            deployments(&aws, &config, workload).await.is_empty(),
+            "{} was deployed after wave 1 failed",
+            workload.name
+        );
     }
 
     // With india's group in place: one deployment per workload, in wave order.
@@ -130,7 +143,10 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
     let second_release = second["package"]["manifest"]["id"].as_str().unwrap().to_string();
     assert_ne!(first_release, second_release);
     let rolled = topology.xtask_json(&["rollback", "india", "--via", "direct", "--json"]);
-    assert_eq!((rolled["from"].as_str().unwrap(), rolled["to"].as_str().unwrap()), (second_release.as_str(), first_release.as_str()));
+    assert_eq!(
+        (rolled["from"].as_str().unwrap(), rolled["to"].as_str().unwrap()),
+        (second_release.as_str(), first_release.as_str())
+    );
     let id = rolled["deployment"]["deployment_id"].as_str().unwrap();
     let (_, image, _) = deployed(&aws, india, id).await;
     assert_eq!(image, ecr_image(india, &digest('1')), "the rollback deploys the previous release's image");
@@ -149,7 +165,13 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
         ActionDeclaration::builder()
             .name(name)
             .action_type_id(
-                ActionTypeId::builder().category(category).owner(ActionOwner::Aws).provider(provider).version("1").build().unwrap(),
+                ActionTypeId::builder()
+                    .category(category)
+                    .owner(ActionOwner::Aws)
+                    .provider(provider)
+                    .version("1")
+                    .build()
+                    .unwrap(),
             )
             .output_artifacts(OutputArtifact::builder().name(format!("{name}Artifact")).build().unwrap())
             .build()
@@ -165,8 +187,20 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
                 .build()
                 .unwrap(),
         )
-        .stages(StageDeclaration::builder().name("Source").actions(action("Source", ActionCategory::Source, "CodeCommit")).build().unwrap())
-        .stages(StageDeclaration::builder().name("Build").actions(action("Build", ActionCategory::Build, "CodeBuild")).build().unwrap())
+        .stages(
+            StageDeclaration::builder()
+                .name("Source")
+                .actions(action("Source", ActionCategory::Source, "CodeCommit"))
+                .build()
+                .unwrap(),
+        )
+        .stages(
+            StageDeclaration::builder()
+                .name("Build")
+                .actions(action("Build", ActionCategory::Build, "CodeBuild"))
+                .build()
+                .unwrap(),
+        )
         .build()
         .unwrap();
     pipeline.create_pipeline().pipeline(declaration).send().await.unwrap();
@@ -174,7 +208,11 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
     assert_eq!(started["via"], "pipeline");
     let execution = started["pipeline"]["execution_id"].as_str().unwrap();
     let executions = pipeline.list_pipeline_executions().pipeline_name(&config.app).send().await.unwrap();
-    let ids: Vec<&str> = executions.pipeline_execution_summaries().iter().filter_map(|summary| summary.pipeline_execution_id()).collect();
+    let ids: Vec<&str> = executions
+        .pipeline_execution_summaries()
+        .iter()
+        .filter_map(|summary| summary.pipeline_execution_id())
+        .collect();
     assert_eq!(ids, [execution]);
     assert_eq!(started["pipeline"]["status"], "Succeeded");
 }
@@ -212,7 +250,8 @@ async fn release_local_moves_the_published_port_to_the_new_version() {
     site::run(&docker, &blue, &ctx.printer).await.unwrap();
 
     let out = topology.out("out");
-    let released = topology.xtask_json(&["release", "--image-digest", &digest('3'), "--out", out.to_str().unwrap(), "--json"]);
+    let released =
+        topology.xtask_json(&["release", "--image-digest", &digest('3'), "--out", out.to_str().unwrap(), "--json"]);
     assert_eq!(released["via"], "site");
     let shift = &released["site"];
     assert_eq!(shift["port"], port);
@@ -233,7 +272,8 @@ async fn release_local_moves_the_published_port_to_the_new_version() {
     assert_eq!(containers[0].labels["gbg.version"], built.tag);
 
     // The same release again changes nothing.
-    let again = topology.xtask_json(&["release", "--image-digest", &digest('3'), "--out", out.to_str().unwrap(), "--json"]);
+    let again =
+        topology.xtask_json(&["release", "--image-digest", &digest('3'), "--out", out.to_str().unwrap(), "--json"]);
     assert_eq!(again["site"]["unchanged"], true);
     assert_eq!(again["package"]["bytes_uploaded"], 0);
     assert_eq!(site::list(&docker, &app).await.unwrap()[0].id, containers[0].id);
