@@ -26,6 +26,7 @@ pub mod project;
 pub mod push;
 pub mod release;
 pub mod rollback;
+pub mod site_image;
 pub mod status;
 pub mod template;
 pub mod test;

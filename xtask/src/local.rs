@@ -19,9 +19,9 @@ use serde::Serialize;
 use crate::Ctx;
 use crate::config::Config;
 use crate::docker::Docker;
-use crate::image;
 use crate::output::table;
 use crate::project;
+use crate::site_image;
 use site::{Colour, SiteSpec};
 
 /// Arguments of `cargo xtask local`.
@@ -124,8 +124,8 @@ async fn run_site(ctx: &Ctx, args: RunArgs) -> Result<()> {
             bail!("image {reference} does not exist; build it with `cargo xtask image` (or omit --tag)");
         }
         ctx.printer.note(format!("image {reference} is not built yet; building it"));
-        let options = image::Options { config: args.config.clone(), dockerfile: None };
-        image::build(ctx, &options).await?;
+        let options = site_image::Options { config: args.config.clone(), dockerfile: None };
+        site_image::build(ctx, &options).await?;
     }
     let spec = SiteSpec {
         app: config.app.clone(),

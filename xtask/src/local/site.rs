@@ -17,9 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::docker::{ContainerFacts, ContainerSpec, Docker, PortInUse};
-use crate::image::LABEL_APP;
 use crate::local::PartStatus;
 use crate::output::Printer;
+use crate::site_image::LABEL_APP;
 
 /// Labels of a site container.
 pub const LABEL_ROLE: &str = "gbg.role";

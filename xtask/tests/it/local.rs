@@ -2,8 +2,8 @@
 //! on the asked port, running it again changes nothing, stopping twice is fine, a taken port is a
 //! clear error naming it, and blue and green run side by side with their labels.
 
-use xtask::image::{self, Options};
 use xtask::local::site::{self, Colour, SiteSpec};
+use xtask::site_image::{self, Options};
 
 use crate::support::{self, Cleanup};
 
@@ -74,7 +74,7 @@ async fn blue_and_green_run_side_by_side_with_their_labels() {
     let app = support::unique("it-bluegreen");
     let mut cleanup = Cleanup::default();
     let built =
-        image::build(&ctx, &Options { config: support::config_with_app(&app), dockerfile: None }).await.unwrap();
+        site_image::build(&ctx, &Options { config: support::config_with_app(&app), dockerfile: None }).await.unwrap();
     cleanup.image(&built.reference);
     cleanup.container(site::container_name(&app, Colour::Blue));
     cleanup.container(site::container_name(&app, Colour::Green));

@@ -146,7 +146,6 @@ pub fn venv() -> &'static Venv {
     })
 }
 
-
 /// A scratch folder under target/, removed when dropped.
 pub struct Scratch {
     pub path: PathBuf,
