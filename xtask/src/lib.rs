@@ -23,6 +23,7 @@ pub mod output;
 pub mod package;
 pub mod plan;
 pub mod project;
+pub mod publish;
 pub mod push;
 pub mod release;
 pub mod rollback;

@@ -145,7 +145,7 @@ async fn measure(
     let ours_seconds = ours("full")?;
     let ours_api_calls = api_calls(log)? - before;
     let ours_noop_seconds = ours("no-op")?;
-    let (plan, _) = topology::plan(config, &Inputs { image: ImageSource::Given(IMAGE.into()) });
+    let (plan, _) = topology::plan(config, &Inputs { image: ImageSource::Given(IMAGE.into()), local: true });
     Ok(Figures {
         stacks: plan.stacks().count(),
         ours_seconds,
@@ -202,7 +202,7 @@ fn replay_in<'a>(
     let clock = Instant::now();
     let aws = venv.bin("aws");
     let endpoint = moto::url(port);
-    let (plan, _) = topology::plan(config, &Inputs { image: ImageSource::Given(IMAGE.into()) });
+    let (plan, _) = topology::plan(config, &Inputs { image: ImageSource::Given(IMAGE.into()), local: true });
     let mut commands = 0;
     let mut credentials: BTreeMap<String, (String, String, String)> = BTreeMap::new();
     let accounts =
