@@ -294,7 +294,8 @@ fn replay_in<'a>(
         // The redeploy is a no-op: CloudFormation answers "No updates are to be performed." (an
         // error for the CLI, exit 255), which is the expected answer here.
         let stderr = String::from_utf8_lossy(&sent.stderr);
-        if !sent.status.success() && !(again && stderr.contains("No updates are to be performed")) {
+        let no_op = again && stderr.contains("No updates are to be performed");
+        if !sent.status.success() && !no_op {
             bail!("runbook: {verb} {name} in {region}: {stderr}");
         }
         commands += 1;

@@ -142,7 +142,7 @@ async fn check_replica(step: &Step, env: &Env, key_arn: &str) -> Result<ActionOu
             "EMULATOR_GAP".into(),
             outputs,
             Some(format!(
-                "the emulator's CloudFormation skips AWS::KMS::ReplicaKey, so no replica exists in {}; artifacts there name the derived ARN {key_arn} (on AWS this check fails instead)",
+                "{} uses the derived key ARN {key_arn} (no replica on the emulator; on AWS a missing one fails here)",
                 step.region
             )),
         )),

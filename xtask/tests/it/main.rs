@@ -8,5 +8,6 @@ mod gitflow;
 mod image;
 mod lint;
 mod local;
+mod push;
 mod stack;
 mod support;
