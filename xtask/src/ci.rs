@@ -5,8 +5,9 @@
 //!
 //! - `check`: lints the templates (`cargo xtask lint`), then formatting, clippy and every test
 //!   (`cargo xtask test`).
-//! - `build`: `check`, then packages the release of the pushed image into every regional bucket
-//!   and the pipeline's build artifact folder (`cargo xtask package --out target/release/artifact`:
+//! - `build`: `check`, then builds the site's image once, pushes it to every workload's registry
+//!   and packages the release into every regional bucket and the pipeline's build artifact folder
+//!   (`cargo xtask package --out target/release/artifact`:
 //!   `<workload>/taskdef.json`, `<workload>/appspec.yaml`, `<workload>/imageDetail.json`,
 //!   `release-manifest.json`, what buildspec.yaml exports), and verifies it
 //!   (`cargo xtask verify-release`).
@@ -35,8 +36,8 @@ pub struct Args {
 pub enum Step {
     /// Lint the templates, then formatting, clippy and every test (pull-request validation).
     Check,
-    /// `check`, then package the pushed image's release into every regional bucket and the
-    /// pipeline's artifact folder, and verify it (the pipeline's build).
+    /// `check`, then build and push the image, package the release into every regional bucket and
+    /// the pipeline's artifact folder, and verify it (the pipeline's build).
     Build(BuildArgs),
 }
 
@@ -44,7 +45,8 @@ pub enum Step {
 pub struct BuildArgs {
     #[command(flatten)]
     pub target: Target,
-    /// The image digest already pushed to every workload's registry (`sha256:...`).
+    /// Package this image, already pushed to every workload's ECR repository, instead of building
+    /// and pushing this checkout's.
     #[arg(long, value_name = "DIGEST")]
     pub image_digest: Option<String>,
     /// The folder the pipeline's build action exports (buildspec.yaml's base-directory).

@@ -177,6 +177,8 @@ pub struct Names {
 pub struct Local {
     /// Port of the local AWS emulator on 127.0.0.1.
     pub emulator_port: u16,
+    /// Port on 127.0.0.1 where `deploy --local` publishes the site (and `release --local` shifts it).
+    pub site_port: u16,
 }
 
 impl Default for Service {
@@ -207,7 +209,7 @@ impl Default for Gitflow {
 
 impl Default for Local {
     fn default() -> Local {
-        Local { emulator_port: 4566 }
+        Local { emulator_port: 4566, site_port: 8080 }
     }
 }
 

@@ -38,8 +38,13 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let image = args.image.clone();
-    let inputs = move |_: &crate::config::Config| Inputs { image: ImageSource::Given(image.unwrap_or_default()) };
+    let inputs = |_: &crate::config::Config| Inputs {
+        image: match &args.image {
+            Some(reference) => ImageSource::Given(reference.clone()),
+            None => ImageSource::Build,
+        },
+        local: args.target.local,
+    };
     let session =
         session::open(ctx, &args.target, inputs, Options { method: args.method, show_identities: true }).await?;
     if args.dry_run {
@@ -51,8 +56,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         return Ok(());
     }
     let results = executor::execute(session.plan.clone(), session.env.clone(), usize::from(args.concurrency)).await;
-    let summary = Summary::new(&session.plan, &results);
+    let mut summary = Summary::new(&session.plan, &results);
+    summary.site =
+        results.iter().find_map(|result| result.outputs.get("Url").cloned().filter(|_| result.id == "local-site"));
     summary.print(&ctx.printer);
+    if let Some(url) = &summary.site {
+        ctx.printer.status("Serving", format!("the site at {}", ctx.printer.bold(url)));
+    }
     if args.json {
         ctx.printer.json(&summary)?;
     }

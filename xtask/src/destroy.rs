@@ -21,7 +21,7 @@ use crate::engine::executor::{Env, StepResult};
 use crate::engine::report::Summary;
 use crate::engine::session::{self, Options};
 use crate::engine::stack::{Action, StackFailed, Stacks};
-use crate::engine::topology::{ImageSource, Inputs};
+use crate::engine::topology::Inputs;
 use crate::engine::{Plan, StepId, StepKind};
 use crate::output::Exit;
 
@@ -43,7 +43,7 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let inputs = |_: &crate::config::Config| Inputs { image: ImageSource::Given(String::new()) };
+    let inputs = |_: &crate::config::Config| Inputs::stacks_only();
     let session = session::open(ctx, &args.target, inputs, Options { method: None, show_identities: true }).await?;
     let empty = args.force || confirm(ctx, &session.config)?;
     let plan = session.plan.clone();
@@ -106,6 +106,7 @@ fn kept_because(plan: &Plan, id: StepId, blocker: StepId) -> StepResult {
         status: "KEPT".into(),
         detail: Some(format!("kept: {} still exists and depends on it", plan.steps[blocker].id)),
         seconds: 0.0,
+        outputs: BTreeMap::new(),
     }
 }
 
@@ -141,6 +142,7 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
             status: "NOT_DEPLOYED".into(),
             detail: Some(gap.to_string()),
             seconds: 0.0,
+            outputs: BTreeMap::new(),
         };
     }
     let progress = env.printer.progress("Destroying", &place);
@@ -188,7 +190,7 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
                 _ => "Absent",
             };
             progress.finish(word, format!("{place} in {seconds:.1}s"));
-            StepResult { step: id, id: step.id.clone(), action, status, detail, seconds }
+            StepResult { step: id, id: step.id.clone(), action, status, detail, seconds, outputs: BTreeMap::new() }
         }
         Err(error) => {
             let (status, cause) = match error.downcast_ref::<StackFailed>() {
@@ -210,10 +212,19 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
                     status: "LEFT_BY_EMULATOR".into(),
                     detail: Some(note),
                     seconds,
+                    outputs: BTreeMap::new(),
                 };
             }
             progress.fail(format!("{place}: {cause}"));
-            StepResult { step: id, id: step.id.clone(), action: Action::Failed, status, detail: Some(cause), seconds }
+            StepResult {
+                step: id,
+                id: step.id.clone(),
+                action: Action::Failed,
+                status,
+                detail: Some(cause),
+                seconds,
+                outputs: BTreeMap::new(),
+            }
         }
     }
 }

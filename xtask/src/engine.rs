@@ -83,6 +83,15 @@ pub enum Action {
     WaitService { cluster: Param, service: Param },
     /// Fetches `/healthz` through the load balancer, where it is reachable from here.
     CheckSite { dns_name: Param },
+    /// Builds the site's image once (`site_image.rs`). Outputs `Reference` (`<app>:<tag>`), `Tag`.
+    BuildImage,
+    /// Pushes the built image to a workload's registry (`publish.rs`); index into
+    /// `config.workloads`. Outputs `ImageUri` (digest-pinned) and `Digest`.
+    PushImage { workload: usize, reference: Param, tag: Param },
+    /// Checks that every registry holds the same digest. Outputs `Digest`.
+    SameDigest { digests: Vec<Param> },
+    /// Locally: runs the site's image as a container on the config's site port. Outputs `Url`.
+    LocalSite { reference: Param, tag: Param },
     /// Builds the gitflow Lambda's zip (`lambda.rs`). Outputs `ZipPath`, `Sha256`, `ObjectKey`.
     BuildLambda,
     /// Uploads a local file to an artifact bucket under SSE-KMS, once (`artifacts.rs`). Outputs
@@ -96,6 +105,10 @@ impl Action {
             Action::CheckReplica { .. } => "check the key replica",
             Action::WaitService { .. } => "wait for the service",
             Action::CheckSite { .. } => "check the site through the load balancer",
+            Action::BuildImage => "build the site's image",
+            Action::PushImage { .. } => "push the image",
+            Action::SameDigest { .. } => "check every registry holds the same image",
+            Action::LocalSite { .. } => "run the site locally",
             Action::BuildLambda => "build the gitflow Lambda",
             Action::Upload { .. } => "upload an artifact",
         }
@@ -107,7 +120,11 @@ impl Action {
             Action::CheckReplica { key_arn } => key_arn.sources(),
             Action::WaitService { cluster, service } => [cluster.sources(), service.sources()].concat(),
             Action::CheckSite { dns_name } => dns_name.sources(),
-            Action::BuildLambda => Vec::new(),
+            Action::BuildLambda | Action::BuildImage => Vec::new(),
+            Action::PushImage { reference, tag, .. } | Action::LocalSite { reference, tag } => {
+                [reference.sources(), tag.sources()].concat()
+            }
+            Action::SameDigest { digests } => digests.iter().flat_map(Param::sources).collect(),
             Action::Upload { file, bucket, object_key, kms_key_arn } => {
                 [file, bucket, object_key, kms_key_arn].iter().flat_map(|param| param.sources()).collect()
             }

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use anyhow::{Context, Result, bail};
-use aws_config::BehaviorVersion;
 use aws_sdk_codecommit::error::ProvideErrorMetadata;
 use aws_sdk_codecommit::operation::get_repository::GetRepositoryError;
 use aws_sdk_codecommit::primitives::Blob;
@@ -21,7 +20,8 @@ use serde::Serialize;
 use xshell::{Shell, cmd};
 
 use crate::Ctx;
-use crate::config::{Access, Config, SourceProvider, Target};
+use crate::aws::{Aws, Endpoint};
+use crate::config::{Config, SourceProvider, Target};
 use crate::lambda;
 use crate::project;
 
@@ -410,8 +410,8 @@ async fn run_init(ctx: &Ctx, args: InitArgs) -> Result<()> {
         ctx.printer.warn("the working tree has uncommitted changes; `gitflow init` commits HEAD's tree without them");
     }
     let files = tracked_files(&ctx.root)?;
-    // The per-account clients of `aws.rs` replace this once they land (tools account, tools region).
-    let client = tools_codecommit(&config).await;
+    let aws = Aws::new(&config, Endpoint::Aws).await;
+    let client = aws.codecommit(&config.tools.account, &config.tools.region).await?;
     let request = InitRequest {
         repository: &config.source.repository,
         develop_branch: &config.gitflow.develop_branch,
@@ -453,15 +453,6 @@ async fn run_init(ctx: &Ctx, args: InitArgs) -> Result<()> {
 
 /// A CodeCommit client for the tools account and region from the default credential chain (or
 /// the tools profile).
-async fn tools_codecommit(config: &Config) -> aws_sdk_codecommit::Client {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).region(aws_config::Region::new(config.tools.region.clone()));
-    if let Access::Profile(profile) = &config.tools.access {
-        loader = loader.profile_name(profile);
-    }
-    aws_sdk_codecommit::Client::new(&loader.load().await)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,8 @@
 //! uploads it to the tools region's artifact bucket and the `gitflow` stack points the function
 //! at it; `cargo xtask gitflow build` builds it alone.
 //!
-//! It builds with the `lambda` profile (release, size-optimised, no LTO): the function handles a
-//! few events a day, and a cold fat-LTO build of the SDK took 12 minutes here.
+//! It builds with the `lambda` profile (release at opt-level 1, no LTO): the function handles a few
+//! events a day, and a cold fat-LTO build of the SDK took 12 minutes here.
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -141,13 +141,13 @@ pub fn lint(ctx: &Ctx, args: &Args) -> Result<Report> {
     let root = &ctx.root;
     let default_set = args.paths.is_empty();
     let files = if default_set {
-        template_files(&root.join("cfn"))?
+        template::files(&root.join("cfn"))?
     } else {
         let mut files = Vec::new();
         for path in &args.paths {
             let path = if path.is_absolute() { path.clone() } else { root.join(path) };
             if path.is_dir() {
-                files.extend(template_files(&path)?);
+                files.extend(template::files(&path)?);
             } else if path.exists() {
                 files.push(path);
             } else {
@@ -279,26 +279,6 @@ fn join<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>, name: &str) -> 
         Ok(result) => result,
         Err(_) => bail!("the {name} thread panicked"),
     }
-}
-
-/// Every template file below `dir`, sorted.
-fn template_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?;
-        for entry in entries {
-            let path = entry.with_context(|| format!("listing {}", dir.display()))?.path();
-            let extension = path.extension().and_then(|extension| extension.to_str()).unwrap_or_default();
-            if path.is_dir() {
-                pending.push(path);
-            } else if matches!(extension, "yaml" | "yml" | "json" | "template") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 /// `path` relative to the project root when it is inside it.

@@ -9,6 +9,7 @@
 
 pub mod daemon;
 pub mod moto;
+pub mod registry;
 pub mod site;
 
 use std::path::PathBuf;
@@ -19,9 +20,10 @@ use serde::Serialize;
 use crate::Ctx;
 use crate::config::Config;
 use crate::docker::Docker;
-use crate::image;
 use crate::output::table;
 use crate::project;
+use crate::site_image;
+
 use site::{Colour, SiteSpec};
 
 /// Arguments of `cargo xtask local`.
@@ -124,8 +126,8 @@ async fn run_site(ctx: &Ctx, args: RunArgs) -> Result<()> {
             bail!("image {reference} does not exist; build it with `cargo xtask image` (or omit --tag)");
         }
         ctx.printer.note(format!("image {reference} is not built yet; building it"));
-        let options = image::Options { config: args.config.clone(), dockerfile: None };
-        image::build(ctx, &options).await?;
+        let options = site_image::Options { config: args.config.clone(), dockerfile: None };
+        site_image::build(ctx, &options).await?;
     }
     let spec = SiteSpec {
         app: config.app.clone(),
@@ -165,7 +167,27 @@ async fn status(ctx: &Ctx, args: StatusArgs) -> Result<()> {
     let config = Config::load(&ctx.root.join(&args.config))?;
     let docker = Docker::connect().await?;
     let mut parts = site::status(&docker, &config.app).await?;
-    // Further parts report here: `moto::status(...)` (the emulator), `registry::status(...)`.
+    let port = config.local.emulator_port;
+    if moto::probe(port).unwrap_or(false) {
+        parts.push(PartStatus {
+            part: "emulator".into(),
+            name: "moto_server".into(),
+            state: "running".into(),
+            url: Some(moto::url(port)),
+            detail: "AWS APIs for every account and region (state in memory)".into(),
+        });
+    }
+    for (region, found) in registry::known() {
+        if registry::probe(found.port) {
+            parts.push(PartStatus {
+                part: "registry".into(),
+                name: format!("docker-registry {region}"),
+                state: "running".into(),
+                url: Some(found.url()),
+                detail: format!("stands in for ECR's registry in {region}"),
+            });
+        }
+    }
     parts.sort_by(|left, right| (&left.part, &left.name).cmp(&(&right.part, &right.name)));
     if args.json {
         ctx.printer.json(&parts)?;
@@ -188,6 +210,11 @@ async fn down(ctx: &Ctx, args: StopArgs) -> Result<()> {
     let config = Config::load(&ctx.root.join(&args.config))?;
     let docker = Docker::connect().await?;
     report_stopped(ctx, &config, site::stop(&docker, &config.app, None).await?);
-    // Further parts stop here, in reverse start order: `registry::down(...)`, `moto::down(...)`.
+    for region in registry::stop_all()? {
+        ctx.printer.status("Stopped", format!("the registry for {region} (its images stay in target/local/registry)"));
+    }
+    if moto::stop()? {
+        ctx.printer.status("Stopped", "the AWS emulator (its state is gone: every local stack with it)");
+    }
     Ok(())
 }

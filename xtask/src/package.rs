@@ -1,4 +1,5 @@
-//! `cargo xtask package`: renders every workload's `taskdef.json`, `appspec.yaml` and
+//! `cargo xtask package`: builds this checkout's image and pushes it to every workload's registry
+//! (or takes an image already pushed, `--image-digest`), then renders every workload's `taskdef.json`, `appspec.yaml` and
 //! `imageDetail.json`, zips them deterministically, uploads each zip to its region's artifact
 //! bucket (SSE-KMS under that region's key, content-addressed, never twice), writes the release
 //! manifest beside them and records the release in each workload's history
@@ -20,11 +21,11 @@ use crate::release_files::{self, ImageSet, Options};
 pub struct Args {
     #[command(flatten)]
     pub target: Target,
-    /// The image digest already pushed to every workload's registry (`sha256:...`, as `cargo xtask
-    /// push` prints it); the taskdefs pin it.
+    /// Package this image, already pushed to every workload's ECR repository (`sha256:...`, as
+    /// `cargo xtask push` prints it), instead of building and pushing this checkout's image.
     #[arg(long, value_name = "DIGEST")]
-    pub image_digest: String,
-    /// The image's version (its tag); default: the checkout's revision, the tag `cargo xtask image` gives.
+    pub image_digest: Option<String>,
+    /// With --image-digest: the image's version (its tag); default: the checkout's revision.
     #[arg(long, value_name = "TAG")]
     pub image_version: Option<String>,
     /// The folder the pipeline's build action exports (`<workload>/taskdef.json`, ...).
@@ -40,11 +41,16 @@ pub struct Args {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let (config, aws) = release_files::connect(ctx, &args.target).await?;
-    let version = match args.image_version {
-        Some(version) => version,
-        None => project::revision(&ctx.root)?.tag(),
+    let images = match &args.image_digest {
+        Some(digest) => {
+            let version = match args.image_version {
+                Some(version) => version,
+                None => project::revision(&ctx.root)?.tag(),
+            };
+            ImageSet::in_ecr(&config, &version, digest)?
+        }
+        None => release_files::publish_image(ctx, &aws, &config).await?.images,
     };
-    let images = ImageSet::in_ecr(&config, &version, &args.image_digest)?;
     let out_dir = args.out.unwrap_or_else(release_files::default_out_dir);
     let options = Options { out_dir: Some(out_dir.clone()), dry_run: args.dry_run };
     let packaged = release_files::package(&ctx.root, &aws, &config, &images, &options, &ctx.printer).await?;

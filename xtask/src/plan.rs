@@ -8,7 +8,7 @@ use crate::Ctx;
 use crate::config::Target;
 use crate::engine::preview;
 use crate::engine::session::{self, Options};
-use crate::engine::topology::{ImageSource, Inputs};
+use crate::engine::topology::Inputs;
 use crate::output::Exit;
 
 /// Arguments of `cargo xtask plan`.
@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let inputs = |_: &crate::config::Config| Inputs { image: ImageSource::Given(String::new()) };
+    let inputs = |_: &crate::config::Config| Inputs::stacks_only();
     let outcome = async {
         let session = session::open(ctx, &args.target, inputs, Options::default()).await?;
         preview::preview(&session.plan, &session.env).await

@@ -10,8 +10,9 @@
 //!   emulator's buckets and verifies, then starts the new version beside the running one, checks
 //!   it, and moves the published port to it (`bluegreen/site_shift.rs`).
 //!
-//! The image comes in as its digest (`--image-digest`), already pushed to every workload's
-//! registry; `--dry-run` packages nothing and deploys nothing, and says what it would do.
+//! Direct and site build this checkout's image once and push it to every workload's registry
+//! (ECR; with `--local`, each region's local registry), unless `--image-digest` names an image
+//! already pushed; `--dry-run` pushes, packages and deploys nothing, and says what it would do.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,10 +24,11 @@ use crate::Ctx;
 use crate::bluegreen::{self, Follow, PipelineRun, WorkloadDeployment, site_shift};
 use crate::config::Target;
 use crate::docker::Docker;
-use crate::image;
 use crate::output::{Exit, table};
 use crate::project;
+use crate::publish::Pushed;
 use crate::release_files::{self, ImageSet, Options, Packaged};
+use crate::site_image;
 
 /// Arguments of `cargo xtask release`.
 #[derive(clap::Args, Debug)]
@@ -40,7 +42,8 @@ pub struct Args {
     /// Deploy through CodeDeploy directly, without the pipeline (same as --via direct).
     #[arg(long, conflicts_with = "via")]
     pub direct: bool,
-    /// The image digest already pushed to every workload's registry (`sha256:...`).
+    /// Release this image, already pushed to every workload's ECR repository (`sha256:...`),
+    /// instead of building and pushing this checkout's image.
     #[arg(long, value_name = "DIGEST")]
     pub image_digest: Option<String>,
     /// The image's version (its tag); default: the checkout's revision.
@@ -79,6 +82,9 @@ pub enum Via {
 #[derive(Debug, Serialize)]
 struct Outcome {
     via: Via,
+    /// The pushes of this checkout's image, one per workload (none with --image-digest).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pushes: Vec<Pushed>,
     #[serde(skip_serializing_if = "Option::is_none")]
     package: Option<Packaged>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,7 +107,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
     let follow = Follow { wait: !args.no_wait, timeout: Duration::from_secs(args.timeout * 60), ..Follow::default() };
     let (config, aws) = release_files::connect(ctx, &args.target).await?;
-    let mut outcome = Outcome { via, package: None, pipeline: None, deployments: Vec::new(), site: None };
+    let mut outcome = Outcome { via, pushes: Vec::new(), package: None, pipeline: None, deployments: Vec::new(), site: None };
 
     if via == Via::Pipeline {
         if args.dry_run {
@@ -121,24 +127,31 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         return finish(ctx, &args, &outcome, true);
     }
 
-    // Direct and site: this checkout's image, packaged into every regional bucket and verified.
-    let Some(digest) = &args.image_digest else {
-        bail!(
-            "--via {} needs the pushed image: pass --image-digest sha256:... (the digest `cargo xtask push` reports)",
-            if via == Via::Site { "site" } else { "direct" }
-        );
+    // Direct and site: this checkout's image, pushed everywhere, packaged into every regional
+    // bucket and verified.
+    let (images, built) = match (&args.image_digest, args.dry_run) {
+        (Some(digest), _) => {
+            let version = match &args.image_version {
+                Some(version) => version.clone(),
+                None => project::revision(&ctx.root)?.tag(),
+            };
+            let built = if via == Via::Site && !args.dry_run {
+                let options = site_image::Options { config: config.path.clone(), dockerfile: None };
+                Some(site_image::build(ctx, &options).await?)
+            } else {
+                None
+            };
+            (ImageSet::in_ecr(&config, &version, digest)?, built)
+        }
+        (None, true) => bail!(
+            "a dry run pushes nothing, so it needs the image: pass --image-digest sha256:... (or run without --dry-run)"
+        ),
+        (None, false) => {
+            let published = release_files::publish_image(ctx, &aws, &config).await?;
+            outcome.pushes = published.pushes;
+            (published.images, Some(published.built))
+        }
     };
-    let version = match &args.image_version {
-        Some(version) => version.clone(),
-        None => project::revision(&ctx.root)?.tag(),
-    };
-    let built = if via == Via::Site && !args.dry_run {
-        let options = image::Options { config: args.target.config.clone(), dockerfile: None };
-        Some(image::build(ctx, &options).await?)
-    } else {
-        None
-    };
-    let images = ImageSet::in_ecr(&config, &version, digest)?;
     let out_dir = args.out.clone().unwrap_or_else(release_files::default_out_dir);
     let options = Options { out_dir: Some(out_dir), dry_run: args.dry_run };
     let packaged = release_files::package(&ctx.root, &aws, &config, &images, &options, &ctx.printer).await?;
@@ -177,7 +190,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         }
         Via::Site => {
             let Some(built) = built else {
-                ctx.printer.status("Would shift", format!("the local site of {} to {version}", config.app));
+                ctx.printer.status("Would shift", format!("the local site of {} to {}", config.app, manifest.version));
                 return finish(ctx, &args, &outcome, true);
             };
             let docker = Docker::connect().await?;

@@ -39,6 +39,8 @@ use crate::config::{Config, Target, Workload, key_arn};
 use crate::engine::stack::Stacks;
 use crate::local::moto;
 use crate::output::Printer;
+use crate::publish::{self, Pushed};
+use crate::site_image::{self, BuiltImage};
 use manifest::{Artifact, History, Manifest};
 use render::{Rendered, ServiceFacts, Vars};
 
@@ -100,6 +102,49 @@ impl ImageSet {
         }
         Ok(())
     }
+}
+
+/// The site's image, built once from this checkout and pushed to every workload's registry.
+#[derive(Clone, Debug, Serialize)]
+pub struct Published {
+    pub built: BuiltImage,
+    pub pushes: Vec<Pushed>,
+    pub images: ImageSet,
+}
+
+/// Builds the site's image (`site_image.rs`), pushes it to every workload's registry in parallel
+/// (`publish.rs`: ECR on AWS, the region's local registry with `--local`), checks that every
+/// registry reports one digest, and returns the references pinned to it.
+pub async fn publish_image(ctx: &Ctx, aws: &Aws, config: &Config) -> Result<Published> {
+    let options = site_image::Options { config: config.path.clone(), dockerfile: None };
+    let built = site_image::build(ctx, &options).await?;
+    let docker = crate::docker::Docker::connect().await?;
+    let pushes = push_everywhere(ctx, aws, config, &docker, &built).await?;
+    let digest = publish::same_digest(&pushes)?;
+    let references = pushes.iter().map(|push| (push.workload.clone(), push.image_uri.clone())).collect();
+    let images = ImageSet { version: built.tag.clone(), digest, references };
+    ctx.printer.status("Pushed", format!("{} to {} registries as {}", built.reference, pushes.len(), images.digest));
+    Ok(Published { built, pushes, images })
+}
+
+/// Pushes `built` to every workload's registry at once.
+pub async fn push_everywhere(
+    ctx: &Ctx,
+    aws: &Aws,
+    config: &Config,
+    docker: &crate::docker::Docker,
+    built: &BuiltImage,
+) -> Result<Vec<Pushed>> {
+    try_join_all(config.workloads.iter().map(|workload| async move {
+        let destination = publish::destination(aws, config, workload, &ctx.printer).await?;
+        let pushed = publish::push(docker, aws, &built.reference, &built.tag, &destination).await?;
+        ctx.printer.detail(
+            "Pushed",
+            format!("{} ({} of {} layers sent, {} bytes)", pushed.image_uri, pushed.layers_pushed, pushed.layers_total, pushed.bytes_pushed),
+        );
+        Ok::<_, anyhow::Error>(pushed)
+    }))
+    .await
 }
 
 /// `sha256:` and 64 lowercase hex digits.

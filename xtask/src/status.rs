@@ -9,7 +9,7 @@ use crate::Ctx;
 use crate::config::Target;
 use crate::engine::session::{self, Options};
 use crate::engine::stack::Stacks;
-use crate::engine::topology::{ImageSource, Inputs};
+use crate::engine::topology::Inputs;
 use crate::output::table;
 
 /// Arguments of `cargo xtask status`.
@@ -34,7 +34,7 @@ struct Row {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let inputs = |_: &crate::config::Config| Inputs { image: ImageSource::Given(String::new()) };
+    let inputs = |_: &crate::config::Config| Inputs::stacks_only();
     let session = session::open(ctx, &args.target, inputs, Options::default()).await?;
     let env = &session.env;
     let rows = try_join_all(session.plan.stacks().map(|(_, step, stack)| async move {

@@ -488,6 +488,41 @@ impl Kind {
     }
 }
 
+/// Every template file below `dir`, sorted: what `lint` lints and the tidy check holds against
+/// the plan.
+pub fn files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?;
+        for entry in entries {
+            let path = entry.with_context(|| format!("listing {}", dir.display()))?.path();
+            let extension = path.extension().and_then(|extension| extension.to_str()).unwrap_or_default();
+            if path.is_dir() {
+                pending.push(path);
+            } else if matches!(extension, "yaml" | "yml" | "json" | "template") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Parses YAML (or JSON) that is not a CloudFormation template, such as an AppSpec, into one JSON
+/// value per document, with the same scalar rules as templates; `path` names it in errors.
+pub fn parse_yaml(path: &Path, text: &str) -> Result<Vec<Value>> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    if let Err(error) = parser.load(&mut builder, true) {
+        bail!("{}:{}: {}", path.display(), error.marker().line(), yaml_error_text(&error));
+    }
+    if let Some((line, message)) = builder.error {
+        bail!("{}:{line}: {message}", path.display());
+    }
+    Ok(builder.documents)
+}
+
 /// The shape of the pipeline for `config`: the number of regions with an artifact store
 /// (`Region<k>` is `config.regions()[k-1]`, the tools region first) and, per wave in order, the
 /// 1-based indices of its workloads in `config.workloads` (`Workload<k>` is

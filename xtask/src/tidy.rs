@@ -5,17 +5,19 @@
 //! - no debugging or unfinished-code macros (`dbg!`, `todo!`, `unimplemented!`);
 //! - no `std::process::Command` outside [`COMMAND_ALLOWLIST`]: programs run through xshell;
 //!   only long-running children that must be sampled or signalled may spawn directly;
-//! - every template under `cfn/` parses as YAML (short-form intrinsics like `!Ref` included).
-//!
-//! The checks that need the plan (every template is linted and deployed by the plan, no account
-//! id or region written into a template) join [`checks`] when `plan.rs` can name its templates.
+//! - every template under `cfn/` parses as a CloudFormation template (`template.rs`, short-form
+//!   intrinsics included), is among the files `lint` lints, and is deployed by the plan built from
+//!   the repo's `deploy.toml`; and no template names an account id or a region: those come from
+//!   parameters and pseudo parameters.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use saphyr::{LoadableYamlNode, Yaml};
 
 use crate::Ctx;
+use crate::config::{Config, REGIONS};
+use crate::engine::topology::{self, Inputs};
+use crate::template::{self, Template};
 
 /// Arguments of `cargo xtask tidy`.
 #[derive(clap::Args, Debug)]
@@ -26,6 +28,8 @@ pub const COMMAND_ALLOWLIST: &[(&str, &str)] = &[
     ("xtask/src/bench/app.rs", "nginx and the app run while wrk measures them and /proc is sampled"),
     ("xtask/src/local/daemon.rs", "the local stack's daemons (moto_server, docker-registry) outlive the command"),
     ("app/tests/http.rs", "the app under test runs while the test talks to it and signals it"),
+    ("xtask/tests/it/deploy.rs", "a deploy runs in the background while the test stops the emulator under it"),
+    ("xtask/tests/it/gitflow.rs", "the Lambda's bootstrap serves a runtime API the test answers while it runs"),
 ];
 
 /// One broken rule, where.
@@ -69,13 +73,29 @@ pub fn checks(root: &Path) -> Result<Vec<Problem>> {
     }
     let templates = root.join("cfn");
     if templates.is_dir() {
+        let linted = template::files(&templates)?;
+        let deployed = deployed_templates(root)?;
         for path in files(&templates, &["yaml", "yml", "json"])? {
+            let relative = Path::new("cfn").join(&path);
             let text = std::fs::read_to_string(templates.join(&path))?;
-            problems.extend(check_template(&Path::new("cfn").join(&path), &text));
+            problems.extend(check_template(&relative, &text));
+            if !linted.contains(&templates.join(&path)) {
+                problems.push(Problem {
+                    path: relative.clone(),
+                    line: 0,
+                    message: "`cargo xtask lint` does not lint it".into(),
+                });
+            }
+            if !deployed.contains(&relative) {
+                problems.push(Problem {
+                    path: relative.clone(),
+                    line: 0,
+                    message: "no step of the deploy plan (engine/topology.rs) deploys it: wire it in or delete it"
+                        .into(),
+                });
+            }
         }
     }
-    // The plan's checks join here: every template under cfn/ is linted (lint.rs) and deployed by
-    // the plan (plan.rs); no account id or region is written into a template.
     Ok(problems)
 }
 
@@ -123,19 +143,53 @@ pub fn check_rust(path: &Path, text: &str) -> Vec<Problem> {
     problems
 }
 
-/// A template must parse as YAML (JSON is YAML too), keeping CloudFormation's `!Ref`-style tags.
+/// The templates the plan of the repo's `deploy.toml` deploys, relative to the root.
+fn deployed_templates(root: &Path) -> Result<Vec<PathBuf>> {
+    let config = Config::load(&root.join("deploy.toml"))?;
+    let (plan, _) = topology::plan(&config, &Inputs::stacks_only());
+    Ok(plan.stacks().map(|(_, _, stack)| stack.template.clone()).collect())
+}
+
+/// A template must parse as one (`template.rs`: YAML with CloudFormation's `!Ref`-style tags) and
+/// must not name an account id or a region outside comments and descriptions' examples.
 pub fn check_template(path: &Path, text: &str) -> Vec<Problem> {
-    match Yaml::load_from_str(text) {
-        Ok(documents) if documents.is_empty() => {
-            vec![Problem { path: path.to_path_buf(), line: 0, message: "the template is empty".into() }]
-        }
-        Ok(_) => Vec::new(),
-        Err(error) => vec![Problem {
-            path: path.to_path_buf(),
-            line: error.marker().line(),
-            message: format!("not valid YAML: {}", error.info()),
-        }],
+    if let Err(error) = Template::parse(path, text) {
+        return vec![Problem { path: path.to_path_buf(), line: 0, message: format!("{error:#}") }];
     }
+    let mut problems = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or_default();
+        if code.trim_start().starts_with('#') {
+            continue;
+        }
+        let digits: Vec<&str> =
+            code.split(|character: char| !character.is_ascii_digit()).filter(|run| run.len() == 12).collect();
+        if let Some(account) = digits.first() {
+            problems.push(Problem {
+                path: path.to_path_buf(),
+                line: index + 1,
+                message: format!("`{account}` looks like an account id: take it from a parameter or AWS::AccountId"),
+            });
+        }
+        for (region, _) in REGIONS {
+            let bounded = code.match_indices(region).any(|(at, _)| {
+                let before = code[..at].chars().last();
+                let after = code[at + region.len()..].chars().next();
+                !before.is_some_and(|character| character.is_ascii_alphanumeric())
+                    && !after.is_some_and(|character| character.is_ascii_alphanumeric())
+            });
+            if bounded {
+                problems.push(Problem {
+                    path: path.to_path_buf(),
+                    line: index + 1,
+                    message: format!(
+                        "`{region}` is written into the template: take it from a parameter or AWS::Region"
+                    ),
+                });
+            }
+        }
+    }
+    problems
 }
 
 /// Files under `dir` with one of `extensions`, relative to `dir`, sorted; build output, VCS data
@@ -199,15 +253,27 @@ mod tests {
     }
 
     #[test]
-    fn templates_must_parse() {
-        let check = |text: &str, expect_line: Option<usize>| {
+    fn templates_must_parse_and_name_no_account_or_region() {
+        let check = |text: &str, expect: Option<(usize, &str)>| {
             let problems = check_template(Path::new("cfn/x.yaml"), text);
-            assert_eq!(problems.first().map(|problem| problem.line), expect_line, "{problems:?}");
+            let found = problems.first().map(|problem| (problem.line, problem.message.clone()));
+            match (found, expect) {
+                (None, None) => {}
+                (Some((line, message)), Some((expect_line, expect_text))) => {
+                    assert_eq!(line, expect_line, "{message}");
+                    assert!(message.contains(expect_text), "{message}");
+                }
+                (found, expect) => panic!("expected {expect:?}, found {found:?}"),
+            }
         };
-        check("Resources:\n  Bucket:\n    Type: AWS::S3::Bucket\n    Properties:\n      BucketName: !Ref Name\n", None);
-        check("Outputs:\n  Arn: !GetAtt Bucket.Arn\n  Url: !Sub 'https://${Bucket}'\n", None);
-        check("{\"Resources\": {}}", None);
-        check("Resources:\n  Bucket: [\n", Some(3));
-        check("", Some(0));
+        let bucket = "Resources:\n  Bucket:\n    Type: AWS::S3::Bucket\n";
+        check(&format!("{bucket}    Properties:\n      BucketName: !Ref Name\n"), None);
+        check(&format!("{bucket}Outputs:\n  Arn: {{Value: !GetAtt Bucket.Arn}}\n"), None);
+        check("{\"Resources\": {\"B\": {\"Type\": \"AWS::S3::Bucket\"}}}", None);
+        check("Resources:\n  Bucket: [\n", Some((0, "cfn/x.yaml:3")));
+        check("", Some((0, "empty")));
+        check(&format!("{bucket}    Properties:\n      BucketName: b-111111111111\n"), Some((5, "account id")));
+        check(&format!("{bucket}    Properties:\n      BucketName: b-eu-central-1\n"), Some((5, "eu-central-1")));
+        check(&format!("{bucket}    # an example: 111111111111 in eu-central-1\n"), None);
     }
 }

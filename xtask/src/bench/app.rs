@@ -35,10 +35,10 @@ use xshell::{Shell, cmd};
 
 use crate::Ctx;
 use crate::docker::{ContainerSpec, Docker};
-use crate::image::{self, LABEL_APP};
 use crate::local::site;
 use crate::output::table;
 use crate::project;
+use crate::site_image::{self, LABEL_APP};
 
 /// Arguments of `cargo xtask bench app`.
 #[derive(clap::Args, Debug)]
@@ -123,7 +123,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     if cpus.server == cpus.client {
         ctx.printer.warn("only one CPU is available: the servers and wrk share it, so the figures are rough");
     }
-    let built = image::build(ctx, &image::Options { config: args.config.clone(), dockerfile: None }).await?;
+    let built = site_image::build(ctx, &site_image::Options { config: args.config.clone(), dockerfile: None }).await?;
     let dir = project::target_dir().join("bench").join("app");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
@@ -666,7 +666,7 @@ fn print_report(ctx: &Ctx, report: &Report) {
             micros(figures.p50_us),
             micros(figures.p99_us),
             format!("{:.0}", figures.requests_per_cpu_second),
-            image::human_bytes(figures.rss_max_bytes),
+            site_image::human_bytes(figures.rss_max_bytes),
         ]
     };
     let rows = vec![
@@ -686,7 +686,7 @@ fn print_report(ctx: &Ctx, report: &Report) {
     ctx.printer.text(format!(
         "image {} is {} ({} bytes); docker run to first 200: {} ms (median of 3)",
         report.image,
-        image::human_bytes(report.image_bytes),
+        site_image::human_bytes(report.image_bytes),
         report.image_bytes,
         report.start_ms
     ));

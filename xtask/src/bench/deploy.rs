@@ -145,7 +145,7 @@ async fn measure(
     let ours_seconds = ours("full")?;
     let ours_api_calls = api_calls(log)? - before;
     let ours_noop_seconds = ours("no-op")?;
-    let (plan, _) = topology::plan(config, &Inputs { image: ImageSource::Given(IMAGE.into()) });
+    let (plan, _) = topology::plan(config, &Inputs { image: ImageSource::Given(IMAGE.into()), local: true });
     Ok(Figures {
         stacks: plan.stacks().count(),
         ours_seconds,
@@ -202,7 +202,7 @@ fn replay_in<'a>(
     let clock = Instant::now();
     let aws = venv.bin("aws");
     let endpoint = moto::url(port);
-    let (plan, _) = topology::plan(config, &Inputs { image: ImageSource::Given(IMAGE.into()) });
+    let (plan, _) = topology::plan(config, &Inputs { image: ImageSource::Given(IMAGE.into()), local: true });
     let mut commands = 0;
     let mut credentials: BTreeMap<String, (String, String, String)> = BTreeMap::new();
     let accounts =
@@ -294,7 +294,8 @@ fn replay_in<'a>(
         // The redeploy is a no-op: CloudFormation answers "No updates are to be performed." (an
         // error for the CLI, exit 255), which is the expected answer here.
         let stderr = String::from_utf8_lossy(&sent.stderr);
-        if !sent.status.success() && !(again && stderr.contains("No updates are to be performed")) {
+        let no_op = again && stderr.contains("No updates are to be performed");
+        if !sent.status.success() && !no_op {
             bail!("runbook: {verb} {name} in {region}: {stderr}");
         }
         commands += 1;

@@ -43,7 +43,7 @@ const RELEASE: &[&str] = &["deployment_config", "termination_wait_minutes"];
 const SOURCE: &[&str] = &["provider", "repository", "connection_arn", "full_repository_id"];
 const GITFLOW: &[&str] = &["develop_branch", "main_branch", "auto_merge", "merge_strategy"];
 const NAMES: &[&str] = &["bucket_prefix"];
-const LOCAL: &[&str] = &["emulator_port"];
+const LOCAL: &[&str] = &["emulator_port", "site_port"];
 
 /// Every section with its keys, for "`cpu` belongs in [service]" hints.
 const SECTIONS: &[(&str, &[&str])] = &[
@@ -902,7 +902,27 @@ impl<'t> Reader<'t> {
             "the emulator runs as your user, which cannot listen below port 1024",
         );
         let present = section.table.get("emulator_port").is_some();
-        Some(Local { emulator_port: pick(port, present, defaults.emulator_port)? })
+        let site = self.integer(
+            &section,
+            "site_port",
+            "8080",
+            1024..=65535,
+            "the local site is published by your user, which cannot listen below port 1024",
+        );
+        let site_present = section.table.get("site_port").is_some();
+        let site_at = site.as_ref().map(|site| site.at);
+        let emulator_port = pick(port, present, defaults.emulator_port)?;
+        let site_port = pick(site, site_present, defaults.site_port)?;
+        if emulator_port == site_port {
+            self.report(
+                site_at.unwrap_or(0),
+                section.field("site_port"),
+                format!("the site and the emulator cannot share port {site_port}"),
+                "pick another port, e.g. site_port = 8080",
+            );
+            return None;
+        }
+        Some(Local { emulator_port, site_port })
     }
 
     /// The bucket prefix and whether the file sets it (else it is derived from the app name).

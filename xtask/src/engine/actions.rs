@@ -10,11 +10,13 @@ use aws_sdk_kms::error::ProvideErrorMetadata;
 
 use crate::Ctx;
 use crate::aws::error_text;
+use crate::docker::Docker;
 use crate::engine::executor::Env;
 use crate::engine::{Action, Outputs, Plan, Step};
 use crate::http;
+use crate::local::site;
 use crate::output::Progress;
-use crate::{artifacts, lambda};
+use crate::{artifacts, lambda, publish, site_image};
 
 pub type ActionOutcome = (String, BTreeMap<String, String>, Option<String>);
 
@@ -33,6 +35,64 @@ pub async fn run(
         }
         Action::CheckSite { dns_name } => check_site(env, &dns_name.resolve(plan, outputs)?, progress).await,
         Action::BuildLambda => build_lambda(env).await,
+        Action::BuildImage => {
+            let ctx = Ctx { root: env.root.clone(), printer: env.printer.clone() };
+            let options = site_image::Options { config: env.config.path.clone(), dockerfile: None };
+            let image = site_image::build(&ctx, &options).await?;
+            let outputs = BTreeMap::from([
+                ("Reference".to_string(), image.reference.clone()),
+                ("Tag".to_string(), image.tag.clone()),
+                ("Id".to_string(), image.id.clone()),
+            ]);
+            Ok((format!("BUILT {}", image.reference), outputs, None))
+        }
+        Action::PushImage { workload, reference, tag } => {
+            let workload = &env.config.workloads[*workload];
+            let docker = Docker::connect().await?;
+            let destination = publish::destination(&env.aws, &env.config, workload, &env.printer).await?;
+            let pushed = publish::push(
+                &docker,
+                &env.aws,
+                &reference.resolve(plan, outputs)?,
+                &tag.resolve(plan, outputs)?,
+                &destination,
+            )
+            .await?;
+            let status =
+                format!("{} ({} of {} layers sent)", short(&pushed.digest), pushed.layers_pushed, pushed.layers_total);
+            let values = BTreeMap::from([
+                ("ImageUri".to_string(), pushed.image_uri.clone()),
+                ("Digest".to_string(), pushed.digest.clone()),
+                ("LayersPushed".to_string(), pushed.layers_pushed.to_string()),
+                ("BytesPushed".to_string(), pushed.bytes_pushed.to_string()),
+            ]);
+            Ok((status, values, None))
+        }
+        Action::SameDigest { digests } => {
+            let digests = digests.iter().map(|digest| digest.resolve(plan, outputs)).collect::<Result<Vec<_>>>()?;
+            let first = digests.first().cloned().unwrap_or_default();
+            if let Some(other) = digests.iter().find(|digest| **digest != first) {
+                bail!("the registries hold different digests for one image: {first} and {other}");
+            }
+            Ok((
+                format!("{} in {} registries", short(&first), digests.len()),
+                BTreeMap::from([("Digest".to_string(), first)]),
+                None,
+            ))
+        }
+        Action::LocalSite { reference, tag } => {
+            let docker = Docker::connect().await?;
+            let spec = site::SiteSpec {
+                app: env.config.app.clone(),
+                image: reference.resolve(plan, outputs)?,
+                version: tag.resolve(plan, outputs)?,
+                colour: site::Colour::Blue,
+                host_port: env.config.local.site_port,
+                container_port: env.config.service.container_port,
+            };
+            let (running, note) = site::ensure_serving(&docker, &spec, &env.printer).await?;
+            Ok((format!("SERVING {}", running.version), BTreeMap::from([("Url".to_string(), running.url)]), note))
+        }
         Action::Upload { file, bucket, object_key, kms_key_arn } => {
             let file = file.resolve(plan, outputs)?;
             let body = tokio::fs::read(&file).await.with_context(|| format!("reading {file}"))?;
@@ -44,6 +104,11 @@ pub async fn run(
             Ok((status, BTreeMap::from([("Bucket".to_string(), bucket), ("Key".to_string(), key)]), None))
         }
     }
+}
+
+/// `sha256:0123456789ab`: enough of a digest to tell images apart in a status line.
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(19)]
 }
 
 /// Builds the Lambda's zip on a blocking thread (cargo runs for minutes the first time).
@@ -77,7 +142,7 @@ async fn check_replica(step: &Step, env: &Env, key_arn: &str) -> Result<ActionOu
             "EMULATOR_GAP".into(),
             outputs,
             Some(format!(
-                "the emulator's CloudFormation skips AWS::KMS::ReplicaKey, so no replica exists in {}; artifacts there name the derived ARN {key_arn} (on AWS this check fails instead)",
+                "{} uses the derived key ARN {key_arn} (no replica on the emulator; on AWS a missing one fails here)",
                 step.region
             )),
         )),

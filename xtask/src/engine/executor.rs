@@ -43,6 +43,9 @@ pub struct StepResult {
     /// For a failure: the root cause. Otherwise a note worth reading, if any.
     pub detail: Option<String>,
     pub seconds: f64,
+    /// What the step produced (stack outputs, image digests, the local site's URL).
+    #[serde(skip)]
+    pub outputs: BTreeMap<String, String>,
 }
 
 /// Runs `plan` and returns one result per step, in plan order.
@@ -70,6 +73,7 @@ pub async fn execute(plan: Arc<Plan>, env: Arc<Env>, concurrency: usize) -> Vec<
                     status: "NOT_STARTED".into(),
                     detail: Some(format!("skipped: {} did not succeed", plan.steps[*blocker].id)),
                     seconds: 0.0,
+                    outputs: BTreeMap::new(),
                 });
                 continue;
             }
@@ -124,7 +128,7 @@ async fn run_step(plan: &Plan, env: &Env, outputs: &Mutex<Outputs>, id: StepId) 
     let seconds = clock.elapsed().as_secs_f64();
     match outcome {
         Ok((action, status, values, note)) => {
-            outputs.lock().expect("outputs").insert(id, values);
+            outputs.lock().expect("outputs").insert(id, values.clone());
             let word = match (&step.kind, action) {
                 (StepKind::Action(_), _) => "Done",
                 (_, Action::EmulatorGap) => "Skipped",
@@ -136,7 +140,7 @@ async fn run_step(plan: &Plan, env: &Env, outputs: &Mutex<Outputs>, id: StepId) 
             if let Some(note) = &note {
                 env.printer.note(note);
             }
-            StepResult { step: id, id: step.id.clone(), action, status, detail: note, seconds }
+            StepResult { step: id, id: step.id.clone(), action, status, detail: note, seconds, outputs: values }
         }
         Err(error) => {
             let (status, cause) = match error.downcast_ref::<StackFailed>() {
@@ -144,7 +148,15 @@ async fn run_step(plan: &Plan, env: &Env, outputs: &Mutex<Outputs>, id: StepId) 
                 None => ("FAILED".to_string(), format!("{error:#}")),
             };
             verb.fail(format!("{place}: {cause}"));
-            StepResult { step: id, id: step.id.clone(), action: Action::Failed, status, detail: Some(cause), seconds }
+            StepResult {
+                step: id,
+                id: step.id.clone(),
+                action: Action::Failed,
+                status,
+                detail: Some(cause),
+                seconds,
+                outputs: BTreeMap::new(),
+            }
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Parameters are resolved from the outputs of the stacks that exist now. A stack that does not
 //! exist would be created with every resource of its template; one whose hash tag matches would
-//! not change; any other is previewed through a change set that is deleted afterwards.
+//! not change; any other is previewed through a change set that is deleted afterwards. The gitflow
+//! Lambda is built locally (nothing remote changes) so that a change of its code shows.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use serde::Serialize;
 
 use crate::engine::executor::{Env, request};
 use crate::engine::stack::{Change, HASH_TAG, Stacks};
-use crate::engine::{Action, Outputs, Plan, StepKind};
+use crate::engine::{Action, Outputs, Plan, StepKind, actions};
 use crate::template::Template;
 
 /// The preview of one stack.
@@ -44,6 +45,21 @@ pub async fn preview(plan: &Plan, env: &Env) -> Result<Vec<StackPreview>> {
                 // The replica's ARN is derived; known as soon as the primary's id is.
                 if let Ok(arn) = key_arn.resolve(plan, &outputs) {
                     outputs.insert(id, BTreeMap::from([("KeyArn".to_string(), arn)]));
+                }
+                continue;
+            }
+            StepKind::Action(Action::BuildLambda) => {
+                // A local build, nothing remote: it tells whether the function's code would change.
+                let progress = env.printer.progress("Building", "the gitflow Lambda to compare its code");
+                let (_, values, _) = actions::run(&Action::BuildLambda, step, plan, env, &outputs, &progress).await?;
+                progress.finish("Built", "the gitflow Lambda");
+                outputs.insert(id, values);
+                continue;
+            }
+            StepKind::Action(Action::Upload { bucket, object_key, .. }) => {
+                // Where the upload would put it; nothing is uploaded.
+                if let (Ok(bucket), Ok(key)) = (bucket.resolve(plan, &outputs), object_key.resolve(plan, &outputs)) {
+                    outputs.insert(id, BTreeMap::from([("Bucket".to_string(), bucket), ("Key".to_string(), key)]));
                 }
                 continue;
             }

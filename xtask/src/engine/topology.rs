@@ -15,6 +15,8 @@ use crate::template;
 /// Where the service's first image comes from.
 #[derive(Clone, Debug)]
 pub enum ImageSource {
+    /// Build the site's image once and push it to every workload's registry.
+    Build,
     /// An image reference used as is in every workload (`<registry>/<repo>@sha256:...`).
     Given(String),
 }
@@ -23,6 +25,15 @@ pub enum ImageSource {
 #[derive(Clone, Debug)]
 pub struct Inputs {
     pub image: ImageSource,
+    /// Against the local stack: the plan ends by running the site as a local container.
+    pub local: bool,
+}
+
+impl Inputs {
+    /// For commands that read the plan's stacks but run no step (`plan`, `status`, `destroy`).
+    pub fn stacks_only() -> Inputs {
+        Inputs { image: ImageSource::Given(String::new()), local: false }
+    }
 }
 
 /// Steps of the plan worth finding again by role.
@@ -155,8 +166,21 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
         index.artifacts.push((region.clone(), artifacts));
     }
 
+    // The site's image, built once here; each workload's push follows its registry's stack.
+    let build_image = matches!(inputs.image, ImageSource::Build).then(|| {
+        plan.add(Step {
+            id: "image-build".into(),
+            account: tools.account.clone(),
+            region: tools.region.clone(),
+            deps: vec![],
+            kind: StepKind::Action(Action::BuildImage),
+        })
+    });
+    let mut pushes = Vec::new();
+    let mut service_ready = Vec::new();
+
     // Each workload: network, load balancer, registry, service, release wiring.
-    for workload in &config.workloads {
+    for (number, workload) in config.workloads.iter().enumerate() {
         let (account, region) = (&workload.account, &workload.region);
         let network = plan.add(stack_step(
             config,
@@ -202,8 +226,24 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
                 ("BuildRoleArn".into(), Param::value(config.tools_role_arn(&config.build_role_name()))),
             ],
         ));
-        let image = match &inputs.image {
-            ImageSource::Given(reference) => Param::value(reference),
+        let (image, image_steps) = match (&inputs.image, build_image) {
+            (ImageSource::Given(reference), _) => (Param::value(reference), vec![]),
+            (ImageSource::Build, build) => {
+                let build = build.expect("a plan that builds the image has its build step");
+                let push = plan.add(Step {
+                    id: format!("image-push@{}", workload.name),
+                    account: account.clone(),
+                    region: region.clone(),
+                    deps: vec![build, ecr],
+                    kind: StepKind::Action(Action::PushImage {
+                        workload: number,
+                        reference: Param::output(build, "Reference"),
+                        tag: Param::output(build, "Tag"),
+                    }),
+                });
+                pushes.push(push);
+                (Param::output(push, "ImageUri"), vec![push])
+            }
         };
         let service = plan.add(stack_step(
             config,
@@ -212,7 +252,7 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
             "cfn/workload/service.yaml",
             account,
             region,
-            vec![network, alb, ecr],
+            [vec![network, alb, ecr], image_steps].concat(),
             vec![
                 ("ClusterName".into(), Param::value(&config.app)),
                 ("ServiceName".into(), Param::value(&config.app)),
@@ -273,6 +313,7 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
                 service: Param::output(service, "ServiceName"),
             }),
         });
+        service_ready.push(wait);
         plan.add(Step {
             id: format!("site-check@{}", workload.name),
             account: account.clone(),
@@ -281,6 +322,30 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
             kind: StepKind::Action(Action::CheckSite { dns_name: Param::output(alb, "LoadBalancerDns") }),
         });
         index.workloads.push(WorkloadSteps { network, alb, ecr, service, release });
+    }
+
+    if let Some(build) = build_image {
+        let same = plan.add(Step {
+            id: "image-digests".into(),
+            account: tools.account.clone(),
+            region: tools.region.clone(),
+            deps: pushes.clone(),
+            kind: StepKind::Action(Action::SameDigest {
+                digests: pushes.iter().map(|push| Param::output(*push, "Digest")).collect(),
+            }),
+        });
+        if inputs.local {
+            plan.add(Step {
+                id: "local-site".into(),
+                account: tools.account.clone(),
+                region: tools.region.clone(),
+                deps: [vec![build, same], service_ready.clone()].concat(),
+                kind: StepKind::Action(Action::LocalSite {
+                    reference: Param::output(build, "Reference"),
+                    tag: Param::output(build, "Tag"),
+                }),
+            });
+        }
     }
 
     // The tools account's source, build and pipeline.
@@ -481,14 +546,14 @@ mod tests {
     #[test]
     fn the_plan_fits_every_template() {
         let config = original();
-        let (plan, _) = plan(&config, &Inputs { image: ImageSource::Given("img@sha256:00".into()) });
+        let (plan, _) = plan(&config, &Inputs { image: ImageSource::Given("img@sha256:00".into()), local: false });
         crate::engine::prepare(&plan, &project::root()).unwrap();
     }
 
     #[test]
     fn every_template_is_deployed_by_the_plan() {
         let config = original();
-        let (plan, _) = plan(&config, &Inputs { image: ImageSource::Given("img@sha256:00".into()) });
+        let (plan, _) = plan(&config, &Inputs { image: ImageSource::Given("img@sha256:00".into()), local: false });
         let deployed: std::collections::BTreeSet<String> =
             plan.stacks().map(|(_, _, stack)| stack.template.display().to_string()).collect();
         for folder in ["cfn/tools", "cfn/workload"] {
@@ -502,7 +567,7 @@ mod tests {
     #[test]
     fn stacks_land_in_their_accounts_and_regions() {
         let config = original();
-        let (plan, index) = plan(&config, &Inputs { image: ImageSource::Given("img@sha256:00".into()) });
+        let (plan, index) = plan(&config, &Inputs { image: ImageSource::Given("img@sha256:00".into()), local: false });
         let placed: Vec<(String, String, String)> = plan
             .stacks()
             .map(|(_, step, stack)| (stack.name.clone(), step.account.clone(), step.region.clone()))

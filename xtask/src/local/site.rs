@@ -17,9 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::docker::{ContainerFacts, ContainerSpec, Docker, PortInUse};
-use crate::image::LABEL_APP;
 use crate::local::PartStatus;
 use crate::output::Printer;
+use crate::site_image::LABEL_APP;
 
 /// Labels of a site container.
 pub const LABEL_ROLE: &str = "gbg.role";
@@ -176,6 +176,45 @@ pub async fn run(docker: &Docker, spec: &SiteSpec, printer: &Printer) -> Result<
         url,
         unchanged: false,
     })
+}
+
+/// Makes sure the site serves on `spec.host_port`: when a site container of this app (either
+/// colour) already serves there, it is kept, whatever version it runs (moving the port to a new
+/// version is `release --local`'s blue/green shift); otherwise `spec` is started. The note says
+/// when the running version differs from `spec`'s.
+pub async fn ensure_serving(
+    docker: &Docker,
+    spec: &SiteSpec,
+    printer: &Printer,
+) -> Result<(RunningSite, Option<String>)> {
+    for container in list(docker, &spec.app).await? {
+        if container.state != "running" || container.host_port != Some(spec.host_port) {
+            continue;
+        }
+        let colour = match container.labels.get(LABEL_COLOUR).map(String::as_str) {
+            Some("green") => Colour::Green,
+            _ => Colour::Blue,
+        };
+        let version = container.labels.get(LABEL_VERSION).cloned().unwrap_or_default();
+        let note = (container.image != spec.image).then(|| {
+            format!(
+                "the site on {HOST_IP}:{} keeps running {version} ({colour}); `cargo xtask release --local` shifts it to {}",
+                spec.host_port, spec.version
+            )
+        });
+        let running = RunningSite {
+            name: container.name.clone(),
+            id: container.id.clone(),
+            image: container.image.clone(),
+            version,
+            colour,
+            port: spec.host_port,
+            url: format!("http://{HOST_IP}:{}", spec.host_port),
+            unchanged: true,
+        };
+        return Ok((running, note));
+    }
+    Ok((run(docker, spec, printer).await?, None))
 }
 
 /// Stops and removes the app's site containers (one colour, or both); returns the names removed.

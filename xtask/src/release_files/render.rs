@@ -14,10 +14,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
-use saphyr::{LoadableYamlNode, Yaml};
 
 use crate::config::{Config, Workload};
 use crate::release_files::taskdef::TaskDefinition;
+use crate::template;
 
 /// The template files, relative to the project root.
 pub const TASKDEF_TEMPLATE: &str = "taskdef.json";
@@ -174,47 +174,42 @@ pub fn substitute(text: &str, vars: &Vars, file: &str) -> Result<String> {
 /// Reads an ECS AppSpec: version 0.0, one `AWS::ECS::Service` target with its task definition,
 /// container name and port.
 pub fn parse_appspec(text: &str) -> Result<AppSpec> {
-    let documents = Yaml::load_from_str(text).map_err(|error| anyhow::anyhow!("not valid YAML: {error}"))?;
+    let documents = template::parse_yaml(std::path::Path::new(APPSPEC_TEMPLATE), text)
+        .map_err(|error| anyhow::anyhow!("not valid YAML: {error:#}"))?;
     let [document] = documents.as_slice() else {
         bail!("an AppSpec is exactly one YAML document, found {}", documents.len());
     };
-    let version = document.as_mapping_get("version");
-    let version_ok = match version {
-        Some(value) => value.as_floating_point() == Some(0.0) || value.as_str() == Some("0.0"),
-        None => false,
+    let version_ok = match &document["version"] {
+        serde_json::Value::Number(number) => number.as_f64() == Some(0.0),
+        serde_json::Value::String(text) => text == "0.0",
+        _ => false,
     };
     if !version_ok {
         bail!("`version` must be 0.0");
     }
-    let Some(resources) = document.as_mapping_get("Resources").and_then(|resources| resources.as_sequence()) else {
+    let Some(resources) = document["Resources"].as_array() else {
         bail!("`Resources` must be a list with one entry");
     };
     let [resource] = resources.as_slice() else {
         bail!("`Resources` must hold exactly one target service, found {}", resources.len());
     };
-    let Some(mapping) = resource.as_mapping() else {
+    let Some(mapping) = resource.as_object() else {
         bail!("the entry of `Resources` must be a mapping `<name>: {{Type, Properties}}`");
     };
     let Some((_, target)) = mapping.iter().next().filter(|_| mapping.len() == 1) else {
         bail!("the entry of `Resources` must name one target");
     };
-    if target.as_mapping_get("Type").and_then(|kind| kind.as_str()) != Some("AWS::ECS::Service") {
+    if target["Type"] != "AWS::ECS::Service" {
         bail!("the target's `Type` must be AWS::ECS::Service");
     }
-    let properties = target.as_mapping_get("Properties").context("the target has no `Properties`")?;
-    let task_definition = properties
-        .as_mapping_get("TaskDefinition")
-        .and_then(|value| value.as_str())
-        .context("`Properties.TaskDefinition` is missing or not text")?;
-    let balancer = properties.as_mapping_get("LoadBalancerInfo").context("`Properties.LoadBalancerInfo` is missing")?;
-    let container_name = balancer
-        .as_mapping_get("ContainerName")
-        .and_then(|value| value.as_str())
-        .context("`LoadBalancerInfo.ContainerName` is missing or not text")?;
-    let container_port = balancer
-        .as_mapping_get("ContainerPort")
-        .and_then(|value| value.as_integer())
-        .context("`LoadBalancerInfo.ContainerPort` is missing or not a number")?;
+    let properties = &target["Properties"];
+    let task_definition =
+        properties["TaskDefinition"].as_str().context("`Properties.TaskDefinition` is missing or not text")?;
+    let balancer = &properties["LoadBalancerInfo"];
+    let container_name =
+        balancer["ContainerName"].as_str().context("`LoadBalancerInfo.ContainerName` is missing or not text")?;
+    let container_port =
+        balancer["ContainerPort"].as_i64().context("`LoadBalancerInfo.ContainerPort` is missing or not a number")?;
     if text.contains("${") {
         bail!("a `${{` placeholder is left unfilled");
     }

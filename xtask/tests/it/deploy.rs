@@ -29,14 +29,14 @@ fn write_config(scratch: &Scratch, port: u16, edit: impl Fn(String) -> String) -
 
 /// Runs `xtask <args> --config <config> --local` with the local state in `scratch`.
 fn run(scratch: &Scratch, config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .arg("--local")
+    let sh = xshell::Shell::new().expect("a shell");
+    sh.change_dir(xtask::project::root());
+    let xtask = env!("CARGO_BIN_EXE_xtask");
+    xshell::cmd!(sh, "{xtask} {args...} --config {config} --local")
         .env("GBG_LOCAL_DIR", scratch.path.join("local"))
         .env("NO_COLOR", "1")
-        .current_dir(xtask::project::root())
+        .quiet()
+        .ignore_status()
         .output()
         .expect("running the xtask binary")
 }

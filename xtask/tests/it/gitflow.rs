@@ -496,46 +496,15 @@ fn bootstrap_refuses_an_incomplete_environment() {
 
 /// `moto_server` on a free port, stopped when dropped.
 struct Moto {
-    child: Child,
     port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _inner: crate::support::Moto,
 }
 
 impl Moto {
+    /// The shared harness's emulator (`support::Moto`), on a free port.
     async fn start() -> Moto {
-        let printer = xtask::output::Printer::plain(xtask::output::Verbosity::Quiet);
-        let venv = xtask::venv::Venv::ensure(&printer)
-            .expect("the project venv (moto): needs python3 with venv (`apt-get install python3-venv`) and PyPI");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        // moto runs until the test ends: a long-running child, which xshell does not manage.
-        let child = std::process::Command::new(venv.bin("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto_server from target/venv");
-        let moto = Moto { child, port };
-        for _ in 0..200 {
-            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await {
-                let request = format!("GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-                if stream.write_all(request.as_bytes()).await.is_ok() {
-                    let mut answer = Vec::new();
-                    let _ = stream.read_to_end(&mut answer).await;
-                    if answer.starts_with(b"HTTP/1.1 200") || answer.starts_with(b"HTTP/1.0 200") {
-                        return moto;
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("moto_server did not answer on 127.0.0.1:{port} within 10 s");
+        let inner = crate::support::Moto::start();
+        Moto { port: inner.port, _inner: inner }
     }
 
     fn endpoint(&self) -> String {

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use xtask::image::{self, Options};
 use xtask::local::site::{self, Colour, SiteSpec};
+use xtask::site_image::{self, Options};
 
 use crate::support::{self, Cleanup};
 
@@ -35,7 +35,7 @@ async fn image_builds_small_non_root_and_serves_the_page() {
     let mut cleanup = Cleanup::default();
     let options = Options { config: support::config_with_app(&app), dockerfile: None };
 
-    let built = image::build(&ctx, &options).await.expect("building the image");
+    let built = site_image::build(&ctx, &options).await.expect("building the image");
     cleanup.image(&built.reference);
     assert_eq!(built.reference, format!("{app}:{}", built.tag));
     assert_eq!(built.tag, xtask::project::revision(&ctx.root).unwrap().tag());
@@ -81,9 +81,9 @@ async fn image_rebuild_of_an_unchanged_tree_keeps_the_tag_and_the_bytes() {
     let app = support::unique("it-rebuild");
     let mut cleanup = Cleanup::default();
     let options = Options { config: support::config_with_app(&app), dockerfile: None };
-    let first = image::build(&ctx, &options).await.unwrap();
+    let first = site_image::build(&ctx, &options).await.unwrap();
     cleanup.image(&first.reference);
-    let second = image::build(&ctx, &options).await.unwrap();
+    let second = site_image::build(&ctx, &options).await.unwrap();
     assert_eq!(first.tag, second.tag, "same tree, same tag");
     // Image ids also cover creation times (and concurrent builds by other tests may each fill the
     // build cache), so compare what the image holds: its layers, by content digest.
@@ -146,7 +146,7 @@ async fn sigterm_from_docker_stop_drains_and_exits_zero() {
     let app = support::unique("it-stop");
     let mut cleanup = Cleanup::default();
     let options = Options { config: support::config_with_app(&app), dockerfile: None };
-    let built = image::build(&ctx, &options).await.unwrap();
+    let built = site_image::build(&ctx, &options).await.unwrap();
     cleanup.image(&built.reference);
     let name = site::container_name(&app, Colour::Green);
     cleanup.container(&name);

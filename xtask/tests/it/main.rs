@@ -9,6 +9,7 @@ mod image;
 mod lint;
 mod local;
 mod package;
+mod push;
 mod release;
 mod stack;
 mod support;

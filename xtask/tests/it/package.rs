@@ -87,6 +87,14 @@ impl Topology {
     }
 }
 
+/// Stops what the runs started in the test's local state (the local registries), also when the
+/// test fails.
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let _ = self.xtask(&["local", "down"]);
+    }
+}
+
 /// The key stack's `KeyId`, read independently of the code under test.
 async fn key_id(aws: &Aws, config: &Config) -> String {
     let client = aws.cloudformation(&config.tools.account, &config.tools.region).await.unwrap();

@@ -19,7 +19,7 @@ use aws_sdk_codepipeline::types::{
 };
 use xtask::aws::Aws;
 use xtask::config::{Config, Workload};
-use xtask::image::{self, Options};
+use xtask::site_image::{self, Options};
 use xtask::local::site::{self, Colour, SiteSpec};
 use xtask::release_files::render;
 
@@ -217,8 +217,10 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
     assert_eq!(started["pipeline"]["status"], "Succeeded");
 }
 
-/// `release --local`: the new version starts beside the one serving the published port, and the
-/// port then answers with the new version while the old colour is gone. The old version here is
+/// `release --local`: one build pushed to the three regions' local registries under one digest,
+/// verified KMS-encrypted artifacts in the three buckets, and the new version started beside the
+/// one serving the published port; the port then answers with the new version while the old
+/// colour is gone. The old version here is
 /// the same build under another tag (a second build of another commit would cost a minute of
 /// compiling), so what proves the shift is which container holds the port, its colour, its image
 /// and its version label; `/version` proves the port answers the release's version.
@@ -231,7 +233,7 @@ async fn release_local_moves_the_published_port_to_the_new_version() {
     let mut cleanup = Cleanup::default();
     cleanup.container(site::container_name(&app, Colour::Blue));
     cleanup.container(site::container_name(&app, Colour::Green));
-    let built = image::build(&ctx, &Options { config: topology.config.clone(), dockerfile: None }).await.unwrap();
+    let built = site_image::build(&ctx, &Options { config: topology.config.clone(), dockerfile: None }).await.unwrap();
     cleanup.image(&built.reference);
     let old = format!("{app}:old");
     let options = bollard::query_parameters::TagImageOptionsBuilder::default().repo(&app).tag("old").build();
@@ -249,9 +251,10 @@ async fn release_local_moves_the_published_port_to_the_new_version() {
     };
     site::run(&docker, &blue, &ctx.printer).await.unwrap();
 
+    // The real thing: build once, push to the three regions' local registries, package into the
+    // three buckets, verify, shift.
     let out = topology.out("out");
-    let released =
-        topology.xtask_json(&["release", "--image-digest", &digest('3'), "--out", out.to_str().unwrap(), "--json"]);
+    let released = topology.xtask_json(&["release", "--out", out.to_str().unwrap(), "--json"]);
     assert_eq!(released["via"], "site");
     let shift = &released["site"];
     assert_eq!(shift["port"], port);
@@ -259,7 +262,28 @@ async fn release_local_moves_the_published_port_to_the_new_version() {
     assert_eq!(shift["from"]["image"], old.as_str());
     assert_eq!(shift["to"]["colour"], "green");
     assert_eq!(shift["to"]["version"], built.tag.as_str());
-    assert_eq!(released["package"]["manifest"]["artifacts"].as_array().unwrap().len(), 3, "artifacts in every bucket");
+    let manifest = &released["package"]["manifest"];
+    let digest = manifest["image_digest"].as_str().unwrap();
+    assert_eq!(manifest["version"], built.tag.as_str());
+    let artifacts = manifest["artifacts"].as_array().unwrap();
+    assert_eq!(artifacts.len(), 3, "an artifact in every bucket");
+    let mut hosts = std::collections::BTreeSet::new();
+    for artifact in artifacts {
+        // Each region's registry holds the manifest the taskdef pins, under the one digest.
+        let image = artifact["image"].as_str().unwrap();
+        let (host, pinned) = image.strip_prefix("127.0.0.1:").unwrap().split_once('/').unwrap();
+        assert_eq!(pinned, format!("{app}@{digest}"));
+        let url = format!("http://127.0.0.1:{host}/v2/{app}/manifests/{digest}");
+        let accept = [("Accept", "application/vnd.docker.distribution.manifest.v2+json")];
+        let answer = xtask::http::request("GET", &url, &accept, &[], std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(answer.status, 200, "{url}");
+        assert_eq!(answer.header("docker-content-digest"), Some(digest), "{url}");
+        hosts.insert(host.to_string());
+        cleanup.image(format!("127.0.0.1:{host}/{app}:{}", built.tag));
+    }
+    assert_eq!(hosts.len(), 3, "three regions, three registries: {hosts:?}");
+    let verified = topology.xtask(&["verify-release", "--manifest", out.join("release-manifest.json").to_str().unwrap()]);
+    assert_eq!(verified.code, Some(0), "{}", verified.stderr);
 
     let version = site::get(port, "/version").await.unwrap();
     let version: serde_json::Value = serde_json::from_slice(&version.body).unwrap();
@@ -272,9 +296,13 @@ async fn release_local_moves_the_published_port_to_the_new_version() {
     assert_eq!(containers[0].labels["gbg.version"], built.tag);
 
     // The same release again changes nothing.
-    let again =
-        topology.xtask_json(&["release", "--image-digest", &digest('3'), "--out", out.to_str().unwrap(), "--json"]);
+    let again = topology.xtask_json(&["release", "--out", out.to_str().unwrap(), "--json"]);
     assert_eq!(again["site"]["unchanged"], true);
     assert_eq!(again["package"]["bytes_uploaded"], 0);
+    let pushes = again["pushes"].as_array().unwrap();
+    assert_eq!(pushes.len(), 3);
+    for push in pushes {
+        assert_eq!(push["bytes_pushed"], 0, "{push}");
+    }
     assert_eq!(site::list(&docker, &app).await.unwrap()[0].id, containers[0].id);
 }

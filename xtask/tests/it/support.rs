@@ -22,13 +22,15 @@ pub fn ctx() -> Ctx {
     Ctx { root: xtask::project::root(), printer: Printer::plain(Verbosity::Normal) }
 }
 
-/// A name no other test or agent uses: `<prefix>-<pid>-<n>-<millis>`, lowercase, valid as a
+/// A name no other test or agent uses: `<prefix>-<hex of pid and time><n>`, lowercase, valid as a
 /// Docker repository and container name.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() % 100_000_000;
-    format!("{prefix}-{}-{count}-{millis}", std::process::id())
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    // Short: the config allows at most 22 characters for an app (its bucket names must fit S3's 63).
+    let salt = (u128::from(std::process::id()) ^ millis) & 0xff_ffff;
+    format!("{prefix}-{salt:x}{count}")
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
@@ -145,7 +147,6 @@ pub fn venv() -> &'static Venv {
         })
     })
 }
-
 
 /// A scratch folder under target/, removed when dropped.
 pub struct Scratch {
