@@ -90,6 +90,10 @@ pub enum Action {
     PushImage { workload: usize, reference: Param, tag: Param },
     /// Checks that every registry holds the same digest. Outputs `Digest`.
     SameDigest { digests: Vec<Param> },
+    /// Packages the pushed image's release: every workload's artifact into its region's bucket,
+    /// the manifest beside them, the histories (`release_files.rs`). `images` holds each
+    /// workload's digest-pinned reference, in config order. Outputs `Release` (the manifest id).
+    PackageRelease { images: Vec<Param>, digest: Param, version: Param },
     /// Locally: runs the site's image as a container on the config's site port. Outputs `Url`.
     LocalSite { reference: Param, tag: Param },
     /// Builds the gitflow Lambda's zip (`lambda.rs`). Outputs `ZipPath`, `Sha256`, `ObjectKey`.
@@ -108,6 +112,7 @@ impl Action {
             Action::BuildImage => "build the site's image",
             Action::PushImage { .. } => "push the image",
             Action::SameDigest { .. } => "check every registry holds the same image",
+            Action::PackageRelease { .. } => "package the release artifacts",
             Action::LocalSite { .. } => "run the site locally",
             Action::BuildLambda => "build the gitflow Lambda",
             Action::Upload { .. } => "upload an artifact",
@@ -125,6 +130,9 @@ impl Action {
                 [reference.sources(), tag.sources()].concat()
             }
             Action::SameDigest { digests } => digests.iter().flat_map(Param::sources).collect(),
+            Action::PackageRelease { images, digest, version } => {
+                images.iter().chain([digest, version]).flat_map(Param::sources).collect()
+            }
             Action::Upload { file, bucket, object_key, kms_key_arn } => {
                 [file, bucket, object_key, kms_key_arn].iter().flat_map(|param| param.sources()).collect()
             }

@@ -52,7 +52,7 @@ pub struct Args {
     /// The folder for the pipeline-style artifacts and the manifest.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// With --via site: the published port (default: the running site's, else 8080).
+    /// With --via site: the published port (default: the config's `site_port` under [local]).
     #[arg(long)]
     pub port: Option<u16>,
     /// Start the deployments (or the pipeline) and report; do not wait for them to end.
@@ -107,7 +107,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
     let follow = Follow { wait: !args.no_wait, timeout: Duration::from_secs(args.timeout * 60), ..Follow::default() };
     let (config, aws) = release_files::connect(ctx, &args.target).await?;
-    let mut outcome = Outcome { via, pushes: Vec::new(), package: None, pipeline: None, deployments: Vec::new(), site: None };
+    let mut outcome =
+        Outcome { via, pushes: Vec::new(), package: None, pipeline: None, deployments: Vec::new(), site: None };
 
     if via == Via::Pipeline {
         if args.dry_run {
@@ -141,6 +142,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             } else {
                 None
             };
+            // The site runs the image built here: its tag is the release's version.
+            let version = built.as_ref().map(|built| built.tag.clone()).unwrap_or(version);
             (ImageSet::in_ecr(&config, &version, digest)?, built)
         }
         (None, true) => bail!(
@@ -199,7 +202,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 image: built.reference.clone(),
                 version: built.tag.clone(),
                 container_port: config.service.container_port,
-                port: args.port,
+                port: args.port.unwrap_or(config.local.site_port),
             };
             outcome.site = Some(site_shift::shift(&docker, &spec, &ctx.printer).await?);
             true

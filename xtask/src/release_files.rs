@@ -140,7 +140,10 @@ pub async fn push_everywhere(
         let pushed = publish::push(docker, aws, &built.reference, &built.tag, &destination).await?;
         ctx.printer.detail(
             "Pushed",
-            format!("{} ({} of {} layers sent, {} bytes)", pushed.image_uri, pushed.layers_pushed, pushed.layers_total, pushed.bytes_pushed),
+            format!(
+                "{} ({} of {} layers sent, {} bytes)",
+                pushed.image_uri, pushed.layers_pushed, pushed.layers_total, pushed.bytes_pushed
+            ),
         );
         Ok::<_, anyhow::Error>(pushed)
     }))

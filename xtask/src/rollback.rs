@@ -29,7 +29,7 @@ pub struct Args {
     /// Through CodeDeploy (default) or, with --local, onto the local site (default with --local).
     #[arg(long, value_enum)]
     pub via: Option<Via>,
-    /// With --via site: the published port (default: the running site's).
+    /// With --via site: the published port (default: the config's `site_port` under [local]).
     #[arg(long)]
     pub port: Option<u16>,
     /// Start the deployment and report; do not wait for it to end.
@@ -153,7 +153,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
                     image,
                     version: previous.version.clone(),
                     container_port: config.service.container_port,
-                    port: args.port,
+                    port: args.port.unwrap_or(config.local.site_port),
                 };
                 outcome.site = Some(site_shift::shift(&docker, &spec, &ctx.printer).await?);
             }

@@ -21,9 +21,6 @@ use crate::docker::{ContainerFacts, Docker};
 use crate::local::site::{self, Colour, LABEL_COLOUR, LABEL_VERSION, SiteSpec};
 use crate::output::Printer;
 
-/// The port the site is published on when nothing runs yet (`local run`'s default).
-pub const DEFAULT_PORT: u16 = 8080;
-
 /// What to shift to.
 #[derive(Clone, Debug)]
 pub struct ShiftSpec {
@@ -34,8 +31,8 @@ pub struct ShiftSpec {
     pub version: String,
     /// The app's port inside the container.
     pub container_port: u16,
-    /// The published port; `None`: the port of the site running now, else [`DEFAULT_PORT`].
-    pub port: Option<u16>,
+    /// The published port (the config's `site_port`, where `deploy --local` runs the site).
+    pub port: u16,
 }
 
 /// One side of a shift.
@@ -59,23 +56,10 @@ pub struct Shift {
 
 /// Shifts the published port to `spec`'s version; see the module docs.
 pub async fn shift(docker: &Docker, spec: &ShiftSpec, printer: &Printer) -> Result<Shift> {
+    let port = spec.port;
     let containers = site::list(docker, &spec.app).await?;
     let running: Vec<&ContainerFacts> =
         containers.iter().filter(|container| container.state == "running" && container.host_port.is_some()).collect();
-    let port = match (spec.port, running.as_slice()) {
-        (Some(port), _) => port,
-        (None, []) => DEFAULT_PORT,
-        (None, [one]) => one.host_port.expect("filtered on a port"),
-        (None, many) => bail!(
-            "{} site containers of {} run ({}); pass --port with the published one",
-            many.len(),
-            spec.app,
-            many.iter()
-                .map(|container| format!("{} on {}", container.name, container.host_port.unwrap_or(0)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
     let url = format!("http://{}:{port}", site::HOST_IP);
     let live = running.iter().find(|container| container.host_port == Some(port)).copied();
     let from = live.map(|container| SiteVersion {

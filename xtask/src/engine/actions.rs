@@ -15,7 +15,8 @@ use crate::engine::executor::Env;
 use crate::engine::{Action, Outputs, Plan, Step};
 use crate::http;
 use crate::local::site;
-use crate::output::Progress;
+use crate::output::{Printer, Progress, Verbosity};
+use crate::release_files::{self, ImageSet};
 use crate::{artifacts, lambda, publish, site_image};
 
 pub type ActionOutcome = (String, BTreeMap<String, String>, Option<String>);
@@ -79,6 +80,23 @@ pub async fn run(
                 BTreeMap::from([("Digest".to_string(), first)]),
                 None,
             ))
+        }
+        Action::PackageRelease { images, digest, version } => {
+            let mut references = BTreeMap::new();
+            for (workload, image) in env.config.workloads.iter().zip(images) {
+                references.insert(workload.name.clone(), image.resolve(plan, outputs)?);
+            }
+            let images = ImageSet {
+                version: version.resolve(plan, outputs)?,
+                digest: digest.resolve(plan, outputs)?,
+                references,
+            };
+            let options = release_files::Options { out_dir: Some(release_files::default_out_dir()), dry_run: false };
+            let quiet = Printer::plain(Verbosity::Quiet);
+            let packaged = release_files::package(&env.root, &env.aws, &env.config, &images, &options, &quiet).await?;
+            let id = packaged.manifest.id.clone();
+            let status = format!("RELEASE {id} ({} bytes uploaded)", packaged.bytes_uploaded);
+            Ok((status, BTreeMap::from([("Release".to_string(), id)]), None))
         }
         Action::LocalSite { reference, tag } => {
             let docker = Docker::connect().await?;

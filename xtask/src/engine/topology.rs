@@ -334,6 +334,23 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
                 digests: pushes.iter().map(|push| Param::output(*push, "Digest")).collect(),
             }),
         });
+        // The first release's artifacts, packaged once every registry holds the image and every
+        // service stack has its roles (`release_files.rs`).
+        let mut package_deps = [vec![build, same, index.key], pushes.clone()].concat();
+        package_deps.extend(index.workloads.iter().map(|steps| steps.service));
+        package_deps.extend(index.artifacts.iter().map(|(_, step)| *step));
+        package_deps.sort();
+        plan.add(Step {
+            id: "release-package".into(),
+            account: tools.account.clone(),
+            region: tools.region.clone(),
+            deps: package_deps,
+            kind: StepKind::Action(Action::PackageRelease {
+                images: pushes.iter().map(|push| Param::output(*push, "ImageUri")).collect(),
+                digest: Param::output(same, "Digest"),
+                version: Param::output(build, "Tag"),
+            }),
+        });
         if inputs.local {
             plan.add(Step {
                 id: "local-site".into(),

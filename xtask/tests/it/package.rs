@@ -40,9 +40,18 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Starts an emulator and deploys the repo's deploy.toml there, with `app` as the app name
-    /// when given (its buckets, containers and images are then the test's own).
+    /// Starts an emulator and deploys the repo's deploy.toml there with a given first image (no
+    /// build, no push), with `app` as the app name when given (its buckets, containers and images
+    /// are then the test's own).
     pub fn deploy(name: &str, app: Option<&str>) -> Topology {
+        let topology = Topology::new(name, app, "");
+        let deployed = topology.xtask(&["deploy", "--image", IMAGE]);
+        assert_eq!(deployed.code, Some(0), "deploy --local failed:\n{}", deployed.stderr);
+        topology
+    }
+
+    /// An emulator and the config, nothing deployed; `local` is appended to the `[local]` table.
+    pub fn new(name: &str, app: Option<&str>, local: &str) -> Topology {
         let moto = Moto::start();
         let scratch = Scratch::new(name);
         let mut text =
@@ -50,13 +59,10 @@ impl Topology {
         if let Some(app) = app {
             text = text.replacen("app = \"web\"", &format!("app = \"{app}\""), 1);
         }
-        text.push_str(&format!("\n[local]\nemulator_port = {}\n", moto.port));
+        text.push_str(&format!("\n[local]\nemulator_port = {}\n{local}\n", moto.port));
         let config = scratch.path.join("deploy.toml");
         std::fs::write(&config, text).expect("writing the test config");
-        let topology = Topology { moto, scratch, config };
-        let deployed = topology.xtask(&["deploy", "--image", IMAGE]);
-        assert_eq!(deployed.code, Some(0), "deploy --local failed:\n{}", deployed.stderr);
-        topology
+        Topology { moto, scratch, config }
     }
 
     /// Runs `xtask <args> --config <config> --local` with the local state in the scratch folder.

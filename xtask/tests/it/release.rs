@@ -19,9 +19,9 @@ use aws_sdk_codepipeline::types::{
 };
 use xtask::aws::Aws;
 use xtask::config::{Config, Workload};
-use xtask::site_image::{self, Options};
 use xtask::local::site::{self, Colour, SiteSpec};
 use xtask::release_files::render;
+use xtask::site_image::{self, Options};
 
 use crate::package::{Topology, digest};
 use crate::support::{self, Cleanup};
@@ -217,30 +217,53 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
     assert_eq!(started["pipeline"]["status"], "Succeeded");
 }
 
-/// `release --local`: one build pushed to the three regions' local registries under one digest,
-/// verified KMS-encrypted artifacts in the three buckets, and the new version started beside the
-/// one serving the published port; the port then answers with the new version while the old
-/// colour is gone. The old version here is
-/// the same build under another tag (a second build of another commit would cost a minute of
-/// compiling), so what proves the shift is which container holds the port, its colour, its image
-/// and its version label; `/version` proves the port answers the release's version.
+/// The local flow of the README: `deploy --local` builds the image once, pushes it to the three
+/// regions' local registries, packages the first release into the three buckets and serves the
+/// site on the config's site port; `release --local` then starts the new version beside the one
+/// serving that port, checks it, and moves the port to it, stopping the old colour.
+///
+/// The "old" version is the same build under another tag, started by the test in place of the
+/// deploy's (a second build of another commit would cost a minute of compiling): what proves the
+/// shift is which container holds the port, with its colour, image and version label; `/version`
+/// proves the port answers the release's version.
 #[tokio::test(flavor = "multi_thread")]
-async fn release_local_moves_the_published_port_to_the_new_version() {
+async fn deploy_local_then_release_local_moves_the_published_port_to_the_new_version() {
     let docker = support::docker().await;
     let app = support::unique("it-rel");
-    let topology = Topology::deploy("rehearsal", Some(&app));
+    let port = support::free_port();
+    let topology = Topology::new("rehearsal", Some(&app), &format!("site_port = {port}"));
     let ctx = support::ctx();
     let mut cleanup = Cleanup::default();
     cleanup.container(site::container_name(&app, Colour::Blue));
     cleanup.container(site::container_name(&app, Colour::Green));
+    let tag = xtask::project::revision(&xtask::project::root()).unwrap().tag();
+    cleanup.image(format!("{app}:{tag}"));
+
+    // deploy --local: the image built once, pushed everywhere, the first release packaged, the site up.
+    let deployed = topology.xtask_json(&["deploy", "--json"]);
+    let steps = deployed["steps"].as_array().unwrap();
+    let step =
+        |id: &str| steps.iter().find(|step| step["id"] == id).unwrap_or_else(|| panic!("no step {id}: {steps:?}"));
+    assert!(step("release-package")["status"].as_str().unwrap().starts_with("RELEASE "), "{steps:?}");
+    assert_eq!(step("local-site")["status"], format!("SERVING {tag}"));
+    let (config, aws) = topology.aws().await;
+    for workload in &config.workloads {
+        let s3 = aws.s3(&config.tools.account, &workload.region).await.unwrap();
+        let key = format!("releases/{}/history.json", workload.name);
+        let object = s3.get_object().bucket(config.bucket_name(&workload.region)).key(&key).send().await.unwrap();
+        let text = object.body.collect().await.unwrap().into_bytes();
+        let recorded: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(recorded["releases"].as_array().unwrap().len(), 1, "deploy packaged the first release: {recorded}");
+    }
+
+    // An older version serves the port (in place of the deploy's), as after an earlier release.
+    site::stop(&docker, &app, None).await.unwrap();
     let built = site_image::build(&ctx, &Options { config: topology.config.clone(), dockerfile: None }).await.unwrap();
-    cleanup.image(&built.reference);
+    assert_eq!(built.tag, tag);
     let old = format!("{app}:old");
     let options = bollard::query_parameters::TagImageOptionsBuilder::default().repo(&app).tag("old").build();
     docker.client().tag_image(&built.reference, Some(options)).await.unwrap();
     cleanup.image(&old);
-
-    let port = support::free_port();
     let blue = SiteSpec {
         app: app.clone(),
         image: old.clone(),
@@ -251,8 +274,8 @@ async fn release_local_moves_the_published_port_to_the_new_version() {
     };
     site::run(&docker, &blue, &ctx.printer).await.unwrap();
 
-    // The real thing: build once, push to the three regions' local registries, package into the
-    // three buckets, verify, shift.
+    // release --local: pushed again (nothing moves), packaged (the deploy's release: nothing
+    // moves), verified, shifted.
     let out = topology.out("out");
     let released = topology.xtask_json(&["release", "--out", out.to_str().unwrap(), "--json"]);
     assert_eq!(released["via"], "site");
@@ -261,10 +284,11 @@ async fn release_local_moves_the_published_port_to_the_new_version() {
     assert_eq!(shift["from"]["colour"], "blue");
     assert_eq!(shift["from"]["image"], old.as_str());
     assert_eq!(shift["to"]["colour"], "green");
-    assert_eq!(shift["to"]["version"], built.tag.as_str());
+    assert_eq!(shift["to"]["version"], tag.as_str());
     let manifest = &released["package"]["manifest"];
+    assert_eq!(manifest["id"], step("release-package")["status"].as_str().unwrap().split(' ').nth(1).unwrap());
+    assert_eq!(released["package"]["bytes_uploaded"], 0, "deploy packaged this very release");
     let digest = manifest["image_digest"].as_str().unwrap();
-    assert_eq!(manifest["version"], built.tag.as_str());
     let artifacts = manifest["artifacts"].as_array().unwrap();
     assert_eq!(artifacts.len(), 3, "an artifact in every bucket");
     let mut hosts = std::collections::BTreeSet::new();
@@ -279,30 +303,31 @@ async fn release_local_moves_the_published_port_to_the_new_version() {
         assert_eq!(answer.status, 200, "{url}");
         assert_eq!(answer.header("docker-content-digest"), Some(digest), "{url}");
         hosts.insert(host.to_string());
-        cleanup.image(format!("127.0.0.1:{host}/{app}:{}", built.tag));
+        cleanup.image(format!("127.0.0.1:{host}/{app}:{tag}"));
     }
     assert_eq!(hosts.len(), 3, "three regions, three registries: {hosts:?}");
-    let verified = topology.xtask(&["verify-release", "--manifest", out.join("release-manifest.json").to_str().unwrap()]);
+    let pushes = released["pushes"].as_array().unwrap();
+    assert_eq!(pushes.len(), 3);
+    for push in pushes {
+        assert_eq!(push["bytes_pushed"], 0, "the deploy pushed this image already: {push}");
+    }
+    let verified =
+        topology.xtask(&["verify-release", "--manifest", out.join("release-manifest.json").to_str().unwrap()]);
     assert_eq!(verified.code, Some(0), "{}", verified.stderr);
 
     let version = site::get(port, "/version").await.unwrap();
     let version: serde_json::Value = serde_json::from_slice(&version.body).unwrap();
-    assert_eq!(version["commit"], built.tag.as_str());
+    assert_eq!(version["commit"], tag.as_str());
     let containers = site::list(&docker, &app).await.unwrap();
     assert_eq!(containers.len(), 1, "blue is stopped: {containers:?}");
     assert_eq!(containers[0].labels["gbg.colour"], "green");
     assert_eq!(containers[0].host_port, Some(port));
     assert_eq!(containers[0].image, built.reference);
-    assert_eq!(containers[0].labels["gbg.version"], built.tag);
+    assert_eq!(containers[0].labels["gbg.version"], tag);
 
     // The same release again changes nothing.
     let again = topology.xtask_json(&["release", "--out", out.to_str().unwrap(), "--json"]);
     assert_eq!(again["site"]["unchanged"], true);
     assert_eq!(again["package"]["bytes_uploaded"], 0);
-    let pushes = again["pushes"].as_array().unwrap();
-    assert_eq!(pushes.len(), 3);
-    for push in pushes {
-        assert_eq!(push["bytes_pushed"], 0, "{push}");
-    }
     assert_eq!(site::list(&docker, &app).await.unwrap()[0].id, containers[0].id);
 }
