@@ -1,18 +1,20 @@
 //! `cargo xtask bench publish`: publishing a release to three regions against one, in one run on
-//! one emulator of the bench's own, and what an unchanged release costs again.
+//! one emulator and one set of local registries of the bench's own, and what publishing an
+//! unchanged release again moves.
 //!
-//! The topology of the config is deployed once (untimed). Each round then packages a new release
-//! (a fresh image digest, so every artifact is new) twice, in alternating order: for the first
-//! workload only (one region), and for every workload (three regions in the project's topology).
-//! Both are `release_files::package`, in process: render, zip, upload each artifact to its
-//! region's bucket under SSE-KMS, the manifest to every bucket, the histories. The ratio is the
-//! median of the per-round ratios (three regions over one), so a slow moment of the shared machine
-//! hits both sides of a round. Uploads to the regions run in parallel, so the goal is a ratio of at
-//! most 1.3. Last, one more release is packaged twice: `reupload_bytes` is what that moves
-//! (the goal is 0).
+//! Publishing is what `release` does before it deploys: push the built image to every workload's
+//! registry (`publish.rs`, in parallel, then the digest check) and package the release
+//! (`release_files::package`: every artifact to its region's bucket under SSE-KMS, the manifest to
+//! every bucket, the histories). The topology is deployed and the image built once, untimed. Each
+//! round then publishes twice, in alternating order: for the first workload only (one region) and
+//! for every workload (three regions in the project's topology), each time from empty registries
+//! and empty release prefixes (wiped untimed), so every layer and every object really moves. The
+//! ratio is the median of the per-round ratios (all regions over one), so a slow moment of the
+//! shared machine hits both sides of a round; the goal is at most 1.3. Last, the release is
+//! published again unchanged: `repush_bytes` and `reupload_bytes` are what that moves (goal: 0).
 //!
-//! The push half (`repush_bytes`, and the push's share of the ratio) needs `cargo xtask push`,
-//! which is not wired in yet: the line reports `repush_bytes=n/a` until it is.
+//! The bench wipes registries and buckets, so it runs in a child of its own whose local state
+//! (`GBG_LOCAL_DIR`) is `target/bench/publish/local`: the checkout's local stack is never touched.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,13 +24,15 @@ use serde::Serialize;
 use xshell::{Shell, cmd};
 
 use crate::Ctx;
-use crate::archive::sha256_hex;
-use crate::aws::{Aws, Endpoint};
+use crate::aws::{Aws, Endpoint, error_text};
 use crate::config::Config;
-use crate::local::{daemon, moto};
+use crate::docker::Docker;
+use crate::local::{daemon, moto, registry};
 use crate::output::{Printer, Verbosity};
 use crate::project;
+use crate::publish;
 use crate::release_files::{self, ImageSet, Options};
+use crate::site_image::{self, BuiltImage};
 use crate::venv::Venv;
 
 /// Arguments of `cargo xtask bench publish`.
@@ -56,44 +60,62 @@ struct Figures {
     all_regions_seconds: Vec<f64>,
     /// Median of the per-round ratios.
     ratio: f64,
-    /// Bytes the first all-region release uploaded (artifacts, manifests, histories).
-    all_regions_bytes: u64,
-    /// Bytes packaging the newest release again uploaded.
+    /// Bytes an all-region publish sent: image layers, and artifacts, manifests and histories.
+    all_regions_push_bytes: u64,
+    all_regions_upload_bytes: u64,
+    /// What publishing the same release again sent.
+    repush_bytes: u64,
     reupload_bytes: u64,
-    /// Not measured until push is wired in.
-    repush_bytes: Option<u64>,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let source = ctx.root.join(&args.config);
     Config::load(&source)?;
-    let venv = Venv::ensure(&ctx.printer)?;
     let dir = project::target_dir().join("bench/publish");
+    let local = dir.join("local");
+    if daemon::state_dir() != local {
+        // Run again in a child whose local stack (registries) is the bench's own: see the module docs.
+        let sh = Shell::new()?;
+        sh.change_dir(&ctx.root);
+        let xtask = std::env::current_exe()?;
+        let rounds = args.rounds.to_string();
+        let json = args.json.then_some("--json");
+        let quiet = (ctx.printer.verbosity() == Verbosity::Quiet).then_some("--quiet");
+        let verbose = (ctx.printer.verbosity() == Verbosity::Verbose).then_some("--verbose");
+        cmd!(sh, "{xtask} {quiet...} {verbose...} bench publish --config {source} --rounds {rounds} {json...}")
+            .env("GBG_LOCAL_DIR", &local)
+            .quiet()
+            .run()
+            .context("bench publish failed (above)")?;
+        return Ok(());
+    }
+    let venv = Venv::ensure(&ctx.printer)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let log = dir.join("moto.log");
     let args_list = vec!["-H".to_string(), "127.0.0.1".into(), "-p".into(), port.to_string()];
     let mut emulator = daemon::spawn(&venv.bin("moto_server"), &args_list, &log, &dir.join("moto.pid"))?;
     let result = measure(ctx, &args, &source, &dir, port, &log).await;
+    let _ = registry::stop_all();
     let _ = emulator.kill();
     let _ = emulator.wait();
     let figures = result?;
     ctx.printer.text(format!(
-        "one region: median {:.3}s; {} regions: median {:.3}s ({} bytes for a new release); again unchanged: {} bytes",
+        "one region: median {:.2}s; {} regions: median {:.2}s (sent {} bytes of layers, {} bytes of artifacts); again unchanged: {} + {} bytes",
         median(&figures.one_region_seconds),
         figures.regions,
         median(&figures.all_regions_seconds),
-        figures.all_regions_bytes,
+        figures.all_regions_push_bytes,
+        figures.all_regions_upload_bytes,
+        figures.repush_bytes,
         figures.reupload_bytes
     ));
-    ctx.printer.note("the push half is not measured yet: `cargo xtask push` is not wired in (repush_bytes=n/a)");
     if args.json {
         ctx.printer.json(&figures)?;
     }
-    let repush = figures.repush_bytes.map(|bytes| bytes.to_string()).unwrap_or_else(|| "n/a".into());
     println!(
-        "bench publish: ratio={:.2} repush_bytes={repush} reupload_bytes={}",
-        figures.ratio, figures.reupload_bytes
+        "bench publish: ratio={:.2} repush_bytes={} reupload_bytes={}",
+        figures.ratio, figures.repush_bytes, figures.reupload_bytes
     );
     Ok(())
 }
@@ -121,48 +143,118 @@ async fn measure(ctx: &Ctx, args: &Args, source: &Path, dir: &Path, port: u16, l
     let one = Config::load(&one_path)?;
     let aws = Aws::new(&all, Endpoint::Local(moto::url(port))).await;
     let quiet = Printer::plain(Verbosity::Quiet);
-    let version = "bench";
-    let publish = async |config: &Config, label: &str| -> Result<(f64, u64)> {
-        let digest = format!("sha256:{}", sha256_hex(label.as_bytes()));
-        let images = ImageSet::in_ecr(config, version, &digest)?;
-        let options = Options { out_dir: None, dry_run: false };
-        let clock = Instant::now();
-        let packaged = release_files::package(&ctx.root, &aws, config, &images, &options, &quiet).await?;
-        Ok((clock.elapsed().as_secs_f64(), packaged.bytes_uploaded))
-    };
-    // Warm-up: the emulator imports its backends lazily on first use.
-    publish(&all, "warm-up").await?;
+    let quiet_ctx = Ctx { root: ctx.root.clone(), printer: quiet.clone() };
+    let built = site_image::build(ctx, &site_image::Options { config: all_path.clone(), dockerfile: None }).await?;
+    let docker = Docker::connect().await?;
+    let bench = Bench { ctx: &quiet_ctx, progress: &ctx.printer, aws: &aws, docker: &docker, built: &built };
+
     ctx.printer.status("Measuring", format!("{} rounds of one region against {}", args.rounds, all.regions().len()));
-    let (mut one_seconds, mut all_seconds, mut ratios, mut all_bytes) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    let (mut one_seconds, mut all_seconds, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut push_bytes, mut upload_bytes) = (0, 0);
     for round in 0..args.rounds {
-        let (one_time, all_time) = if round % 2 == 0 {
-            let one_time = publish(&one, &format!("one-{round}")).await?.0;
-            let (all_time, bytes) = publish(&all, &format!("all-{round}")).await?;
-            all_bytes = bytes;
-            (one_time, all_time)
-        } else {
-            let (all_time, bytes) = publish(&all, &format!("all-{round}")).await?;
-            all_bytes = bytes;
-            (publish(&one, &format!("one-{round}")).await?.0, all_time)
-        };
+        let mut one_time = 0.0;
+        let mut all_time = 0.0;
+        for side in if round % 2 == 0 { ["one", "all"] } else { ["all", "one"] } {
+            let config = if side == "one" { &one } else { &all };
+            bench.wipe(config).await?;
+            let (seconds, pushed, uploaded) = bench.publish(config, &format!("{side}-{round}")).await?;
+            if side == "one" {
+                one_time = seconds;
+            } else {
+                (all_time, push_bytes, upload_bytes) = (seconds, pushed, uploaded);
+            }
+        }
         ctx.printer.detail("Round", format!("{round}: one {one_time:.3}s, all {all_time:.3}s"));
         one_seconds.push(one_time);
         all_seconds.push(all_time);
         ratios.push(all_time / one_time);
     }
-    // A release, then exactly the same release again: what does the second move?
-    publish(&all, "unchanged").await?;
-    let (_, reupload_bytes) = publish(&all, "unchanged").await?;
+    // A release to every region, then the same release again: what does the second send?
+    bench.wipe(&all).await?;
+    bench.publish(&all, "unchanged").await?;
+    let (_, repush_bytes, reupload_bytes) = bench.publish(&all, "unchanged").await?;
     Ok(Figures {
         rounds: args.rounds,
         regions: all.regions().len(),
         ratio: median(&ratios),
         one_region_seconds: one_seconds,
         all_regions_seconds: all_seconds,
-        all_regions_bytes: all_bytes,
+        all_regions_push_bytes: push_bytes,
+        all_regions_upload_bytes: upload_bytes,
+        repush_bytes,
         reupload_bytes,
-        repush_bytes: None,
     })
+}
+
+struct Bench<'a> {
+    ctx: &'a Ctx,
+    /// Where per-publish detail lines go (`--verbose`).
+    progress: &'a Printer,
+    aws: &'a Aws,
+    docker: &'a Docker,
+    built: &'a BuiltImage,
+}
+
+impl Bench<'_> {
+    /// Empties the registries and the release prefixes of `config`'s regions, then starts the
+    /// registries again: the next publish starts from nothing. Untimed.
+    async fn wipe(&self, config: &Config) -> Result<()> {
+        registry::stop_all()?;
+        let storage = daemon::state_dir().join("registry");
+        if storage.exists() {
+            std::fs::remove_dir_all(&storage).with_context(|| format!("wiping {}", storage.display()))?;
+        }
+        for region in config.regions() {
+            registry::ensure(&self.ctx.printer, &region).await?;
+            let s3 = self.aws.s3(&config.tools.account, &region).await?;
+            let bucket = config.bucket_name(&region);
+            let listed = s3
+                .list_objects_v2()
+                .bucket(&bucket)
+                .prefix("releases/")
+                .send()
+                .await
+                .map_err(|error| anyhow::anyhow!(error_text(&error)))
+                .with_context(|| format!("listing s3://{bucket}/releases/"))?;
+            for object in listed.contents() {
+                if let Some(key) = object.key() {
+                    s3.delete_object()
+                        .bucket(&bucket)
+                        .key(key)
+                        .send()
+                        .await
+                        .map_err(|error| anyhow::anyhow!(error_text(&error)))
+                        .with_context(|| format!("deleting s3://{bucket}/{key}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes the image to `config`'s registries and packages a release labelled `version`;
+    /// returns the seconds taken and the bytes pushed and uploaded.
+    async fn publish(&self, config: &Config, version: &str) -> Result<(f64, u64, u64)> {
+        let clock = Instant::now();
+        let pushes = release_files::push_everywhere(self.ctx, self.aws, config, self.docker, self.built).await?;
+        let digest = publish::same_digest(&pushes)?;
+        let references = pushes.iter().map(|push| (push.workload.clone(), push.image_uri.clone())).collect();
+        let images = ImageSet { version: version.to_string(), digest, references };
+        let pushed_at = clock.elapsed().as_secs_f64();
+        let options = Options { out_dir: None, dry_run: false };
+        let packaged =
+            release_files::package(&self.ctx.root, self.aws, config, &images, &options, &self.ctx.printer).await?;
+        let pushed = pushes.iter().map(|push| push.bytes_pushed).sum();
+        let seconds = clock.elapsed().as_secs_f64();
+        self.progress.detail(
+            "Published",
+            format!(
+                "{version}: push {pushed_at:.3}s, package {:.3}s ({} regions)",
+                seconds - pushed_at,
+                config.regions().len()
+            ),
+        );
+        Ok((seconds, pushed, packaged.bytes_uploaded))
+    }
 }
 
 /// The config pointed at the bench's emulator, and the same with its first workload only.

@@ -93,11 +93,18 @@ impl Topology {
     }
 }
 
-/// Stops what the runs started in the test's local state (the local registries), also when the
-/// test fails.
+/// Stops the local registries the runs started in the test's own local state, also when the test
+/// fails. (Not `local down`: that also removes every site container of the config's app, and the
+/// tests that use the repo's app name `web` must not touch a developer's `web` site.)
 impl Drop for Topology {
     fn drop(&mut self) {
-        let _ = self.xtask(&["local", "down"]);
+        let Ok(entries) = std::fs::read_dir(self.scratch.path.join("local")) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("registry-") && name.ends_with(".pid") {
+                let _ = xtask::local::daemon::stop(&entry.path());
+            }
+        }
     }
 }
 
@@ -226,6 +233,26 @@ async fn package_encrypts_each_region_under_its_key_once_and_verify_catches_tamp
         .map(|check| check["workload"].as_str().unwrap())
         .collect();
     assert_eq!(failed, ["europe"]);
+
+    // `ci build` (what CodeBuild runs, here without the lint and test steps) writes the folder the
+    // pipeline's deploy actions read: <workload>/taskdef.json and <workload>/appspec.yaml.
+    let ci_out = topology.out("ci");
+    let ci = topology.xtask(&[
+        "ci",
+        "build",
+        "--skip-check",
+        "--image-digest",
+        &digest('d'),
+        "--out",
+        ci_out.to_str().unwrap(),
+    ]);
+    assert_eq!(ci.code, Some(0), "{}", ci.stderr);
+    for workload in &config.workloads {
+        for name in ["taskdef.json", "appspec.yaml", "imageDetail.json"] {
+            assert!(ci_out.join(&workload.name).join(name).is_file(), "{}/{name}", workload.name);
+        }
+    }
+    assert!(ci.stderr.contains("3 artifacts match"), "ci build verifies what it packaged:\n{}", ci.stderr);
 }
 
 /// The rendered taskdef is a task definition the emulator's ECS registers as written, and the
