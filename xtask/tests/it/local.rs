@@ -40,7 +40,8 @@ async fn run_is_idempotent_and_stop_removes_the_site() {
     assert_eq!(status.code, Some(0), "{}", status.stderr);
     let parts: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     // Only the site's rows: the emulator and registries of the checkout's own local stack may run too.
-    let parts: Vec<&serde_json::Value> = parts.as_array().unwrap().iter().filter(|part| part["part"] == "site").collect();
+    let parts: Vec<&serde_json::Value> =
+        parts.as_array().unwrap().iter().filter(|part| part["part"] == "site").collect();
     assert_eq!(parts.len(), 1, "{parts:?}");
     assert_eq!(parts[0]["part"], "site");
     assert_eq!(parts[0]["state"], "healthy");
