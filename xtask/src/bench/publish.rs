@@ -173,6 +173,10 @@ async fn measure(ctx: &Ctx, args: &Args, source: &Path, dir: &Path, port: u16, l
     bench.wipe(&all).await?;
     bench.publish(&all, "unchanged").await?;
     let (_, repush_bytes, reupload_bytes) = bench.publish(&all, "unchanged").await?;
+    // The pushes tagged the image once per registry; the tags go with the bench's registries.
+    for registry in registry::known().values() {
+        docker.remove_image(&format!("{}/{}:{}", registry.host(), all.app, built.tag)).await?;
+    }
     Ok(Figures {
         rounds: args.rounds,
         regions: all.regions().len(),
