@@ -13,6 +13,7 @@
 //!
 //! Credentials are never printed: identities are shown by account and ARN only.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -53,6 +54,9 @@ struct Inner {
     endpoint: Endpoint,
     /// Credentials per account, built on first use.
     accounts: Mutex<HashMap<String, SdkConfig>>,
+    /// Clients per (service, account, region): built once, shared by every step (a client holds
+    /// its connection pool, so sharing also reuses connections).
+    clients: Mutex<HashMap<(TypeId, String, String), Box<dyn Any + Send + Sync>>>,
     /// How each account of the config is reached.
     access: HashMap<String, AccountAccess>,
 }
@@ -102,7 +106,15 @@ impl Aws {
             // Two entries for one account must agree; the tools account's access wins otherwise.
             access.entry(workload.account.clone()).or_insert(how);
         }
-        Aws { inner: Arc::new(Inner { base, endpoint, accounts: Mutex::new(HashMap::new()), access }) }
+        Aws {
+            inner: Arc::new(Inner {
+                base,
+                endpoint,
+                accounts: Mutex::new(HashMap::new()),
+                clients: Mutex::new(HashMap::new()),
+                access,
+            }),
+        }
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -155,50 +167,70 @@ impl Aws {
     }
 
     pub async fn cloudformation(&self, account: &str, region: &str) -> Result<aws_sdk_cloudformation::Client> {
-        Ok(aws_sdk_cloudformation::Client::new(&self.sdk_config(account, region).await?))
+        self.client(account, region, |config| aws_sdk_cloudformation::Client::new(config)).await
     }
 
     pub async fn sts(&self, account: &str, region: &str) -> Result<aws_sdk_sts::Client> {
-        Ok(aws_sdk_sts::Client::new(&self.sdk_config(account, region).await?))
+        self.client(account, region, |config| aws_sdk_sts::Client::new(config)).await
     }
 
     /// S3 with path-style addressing locally: `bucket.127.0.0.1` does not resolve.
     pub async fn s3(&self, account: &str, region: &str) -> Result<aws_sdk_s3::Client> {
-        let config = self.sdk_config(account, region).await?;
-        let builder = aws_sdk_s3::config::Builder::from(&config).force_path_style(self.is_local());
-        Ok(aws_sdk_s3::Client::from_conf(builder.build()))
+        let local = self.is_local();
+        self.client(account, region, |config| {
+            aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(local).build())
+        })
+        .await
+    }
+
+    /// The shared client of type `C` for `account` in `region`, made by `make` on first use.
+    async fn client<C: Clone + Send + Sync + 'static>(
+        &self,
+        account: &str,
+        region: &str,
+        make: impl FnOnce(&SdkConfig) -> C,
+    ) -> Result<C> {
+        let key = (TypeId::of::<C>(), account.to_string(), region.to_string());
+        if let Some(client) = self.inner.clients.lock().expect("client cache").get(&key)
+            && let Some(client) = client.downcast_ref::<C>()
+        {
+            return Ok(client.clone());
+        }
+        let client = make(&self.sdk_config(account, region).await?);
+        self.inner.clients.lock().expect("client cache").insert(key, Box::new(client.clone()));
+        Ok(client)
     }
 
     pub async fn kms(&self, account: &str, region: &str) -> Result<aws_sdk_kms::Client> {
-        Ok(aws_sdk_kms::Client::new(&self.sdk_config(account, region).await?))
+        self.client(account, region, |config| aws_sdk_kms::Client::new(config)).await
     }
 
     pub async fn ecr(&self, account: &str, region: &str) -> Result<aws_sdk_ecr::Client> {
-        Ok(aws_sdk_ecr::Client::new(&self.sdk_config(account, region).await?))
+        self.client(account, region, |config| aws_sdk_ecr::Client::new(config)).await
     }
 
     pub async fn ecs(&self, account: &str, region: &str) -> Result<aws_sdk_ecs::Client> {
-        Ok(aws_sdk_ecs::Client::new(&self.sdk_config(account, region).await?))
+        self.client(account, region, |config| aws_sdk_ecs::Client::new(config)).await
     }
 
     pub async fn elbv2(&self, account: &str, region: &str) -> Result<aws_sdk_elasticloadbalancingv2::Client> {
-        Ok(aws_sdk_elasticloadbalancingv2::Client::new(&self.sdk_config(account, region).await?))
+        self.client(account, region, |config| aws_sdk_elasticloadbalancingv2::Client::new(config)).await
     }
 
     pub async fn codedeploy(&self, account: &str, region: &str) -> Result<aws_sdk_codedeploy::Client> {
-        Ok(aws_sdk_codedeploy::Client::new(&self.sdk_config(account, region).await?))
+        self.client(account, region, |config| aws_sdk_codedeploy::Client::new(config)).await
     }
 
     pub async fn codepipeline(&self, account: &str, region: &str) -> Result<aws_sdk_codepipeline::Client> {
-        Ok(aws_sdk_codepipeline::Client::new(&self.sdk_config(account, region).await?))
+        self.client(account, region, |config| aws_sdk_codepipeline::Client::new(config)).await
     }
 
     pub async fn codecommit(&self, account: &str, region: &str) -> Result<aws_sdk_codecommit::Client> {
-        Ok(aws_sdk_codecommit::Client::new(&self.sdk_config(account, region).await?))
+        self.client(account, region, |config| aws_sdk_codecommit::Client::new(config)).await
     }
 
     pub async fn codebuild(&self, account: &str, region: &str) -> Result<aws_sdk_codebuild::Client> {
-        Ok(aws_sdk_codebuild::Client::new(&self.sdk_config(account, region).await?))
+        self.client(account, region, |config| aws_sdk_codebuild::Client::new(config)).await
     }
 
     /// Asks STS who each account of the config is, in parallel, and checks that each identity
