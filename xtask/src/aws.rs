@@ -56,10 +56,13 @@ struct Inner {
     accounts: Mutex<HashMap<String, SdkConfig>>,
     /// Clients per (service, account, region): built once, shared by every step (a client holds
     /// its connection pool, so sharing also reuses connections).
-    clients: Mutex<HashMap<(TypeId, String, String), Box<dyn Any + Send + Sync>>>,
+    clients: Mutex<HashMap<ClientKey, Box<dyn Any + Send + Sync>>>,
     /// How each account of the config is reached.
     access: HashMap<String, AccountAccess>,
 }
+
+/// A cached client: its type, account and region.
+type ClientKey = (TypeId, String, String);
 
 #[derive(Clone, Debug)]
 enum AccountAccess {
