@@ -10,6 +10,7 @@
 //! - [`routes`]: maps a request to a pre-rendered response;
 //! - [`access_log`]: one buffered JSON line per request on stdout;
 //! - [`server`]: the listener, the worker threads and the graceful drain on SIGTERM;
+//! - [`timeouts`]: the request and keep-alive timeouts, without a timer per request;
 //! - [`healthcheck`]: the container's health probe (`app healthcheck`).
 
 pub mod access_log;
@@ -20,3 +21,4 @@ pub mod page;
 pub mod routes;
 pub mod server;
 pub mod settings;
+pub mod timeouts;

@@ -1,6 +1,7 @@
 //! `app`: serve the site (the default), or `app healthcheck` to probe a running one.
 //!
-//! The process is the whole container: it reads `PORT` and `WORKERS`, renders the page, binds
+//! The process is the whole container: it reads `PORT`, `WORKERS`, `REQUEST_TIMEOUT` and
+//! `KEEPALIVE_TIMEOUT` (`settings.rs`), renders the page, binds
 //! 0.0.0.0:`PORT`, logs JSON lines on stdout, and on SIGTERM (how ECS and Docker stop a task)
 //! drains in-flight requests and exits 0. Exit codes: 0 success, 1 runtime failure or unhealthy,
 //! 2 bad usage or settings.
@@ -15,10 +16,13 @@ use app::routes::Site;
 use app::settings::Settings;
 use app::{healthcheck, server};
 
-const USAGE: &str = "usage: app [serve | healthcheck | version]\n\
-  serve        serve the site on 0.0.0.0:$PORT (default 8080) with $WORKERS threads (default: CPUs)\n\
-  healthcheck  exit 0 if the server on 127.0.0.1:$PORT answers /healthz with 200, else 1\n\
-  version      print the version, commit and build time";
+const USAGE: &str = concat!(
+    "usage: app [serve | healthcheck | version]\n",
+    "  serve        serve the site on 0.0.0.0:$PORT (default 8080) with $WORKERS threads (default: CPUs);\n",
+    "               $REQUEST_TIMEOUT (default 20) and $KEEPALIVE_TIMEOUT (default 75) are seconds\n",
+    "  healthcheck  exit 0 if the server on 127.0.0.1:$PORT answers /healthz with 200, else 1\n",
+    "  version      print the version, commit and build time",
+);
 
 fn main() -> ExitCode {
     let command = std::env::args().nth(1);
@@ -88,7 +92,7 @@ fn serve(settings: &Settings) -> ExitCode {
     );
     #[cfg(feature = "test-slow-route")]
     log.event("warning", "\"message\":\"built with the test-only slow route\"");
-    let served = server::serve(bound, site, settings.workers, stop_rx);
+    let served = server::serve(bound, site, settings.workers, settings.timeouts, stop_rx);
     drop(signals);
     log.event("stopped", "");
     log.flush();

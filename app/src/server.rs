@@ -18,18 +18,17 @@ use hyper::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::routes::Site;
 use crate::settings::{DRAIN_TIMEOUT, Settings};
+use crate::timeouts::{Timeouts, Watch};
 
 /// Largest request head (request line and headers) read; beyond it the client gets 431.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
-/// A client must send its request head within this time, or the connection closes.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A bound socket, ready to serve.
 pub struct Bound {
@@ -64,7 +63,13 @@ pub fn bind(settings: &Settings) -> io::Result<Bound> {
 
 /// Serves `site` on `bound` with `workers` threads until `shutdown` turns true, then drains.
 /// Returns once every worker has finished; `Err` names what could not start.
-pub fn serve(bound: Bound, site: Arc<Site>, workers: usize, shutdown: watch::Receiver<bool>) -> io::Result<()> {
+pub fn serve(
+    bound: Bound,
+    site: Arc<Site>,
+    workers: usize,
+    timeouts: Timeouts,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
     let mut threads = Vec::with_capacity(workers);
     for index in 0..workers.max(1) {
         let listener = bound.listener.try_clone()?;
@@ -72,7 +77,7 @@ pub fn serve(bound: Bound, site: Arc<Site>, workers: usize, shutdown: watch::Rec
         let shutdown = shutdown.clone();
         let thread = std::thread::Builder::new()
             .name(format!("worker-{index}"))
-            .spawn(move || worker(listener, site, shutdown))?;
+            .spawn(move || worker(listener, site, timeouts, shutdown))?;
         threads.push(thread);
     }
     // The workers hold duplicates; this one must not keep the socket open after they drop theirs.
@@ -89,12 +94,20 @@ pub fn serve(bound: Bound, site: Arc<Site>, workers: usize, shutdown: watch::Rec
 }
 
 /// One worker: accept until shutdown, then wait for this worker's connections to finish.
-fn worker(listener: StdListener, site: Arc<Site>, mut shutdown: watch::Receiver<bool>) -> io::Result<()> {
+fn worker(
+    listener: StdListener,
+    site: Arc<Site>,
+    timeouts: Timeouts,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = TcpListener::from_std(listener)?;
         let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT).max_buf_size(MAX_HEAD_BYTES);
+        // No hyper timer: the request and keep-alive timeouts are this worker's `Watch`.
+        http.max_buf_size(MAX_HEAD_BYTES);
+        let timers = Watch::new(timeouts);
+        tokio::spawn(Arc::clone(&timers).run());
         // Every connection task holds a sender; when all are gone, the drain is complete.
         let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
         loop {
@@ -129,7 +142,7 @@ fn worker(listener: StdListener, site: Arc<Site>, mut shutdown: watch::Receiver<
                     Ok::<_, Infallible>(site.respond(&request, &remote, started))
                 }
             });
-            let connection = http.serve_connection(TokioIo::new(stream), service);
+            let connection = http.serve_connection(TokioIo::new(timers.guard(stream)), service);
             let mut shutdown = shutdown.clone();
             let open = open_tx.clone();
             tokio::spawn(async move {

@@ -325,6 +325,70 @@ fn sigterm_does_not_wait_for_idle_keep_alive_connections() {
     assert!(started.elapsed() < Duration::from_secs(3), "an idle connection held the drain: {:?}", started.elapsed());
 }
 
+/// Reads one response to a keep-alive request (its body is `Content-Length` long).
+fn read_response(stream: &mut TcpStream) -> Reply {
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut buffer).expect("reading a response");
+        assert!(read > 0, "the server closed the connection mid-response");
+        bytes.extend_from_slice(&buffer[..read]);
+        if let Some(split) = bytes.windows(4).position(|window| window == b"\r\n\r\n") {
+            let reply = parse(&bytes);
+            let length: usize = reply.header("content-length").unwrap_or("0").parse().unwrap();
+            if bytes.len() >= split + 4 + length {
+                return reply;
+            }
+        }
+    }
+}
+
+/// Reads until the server closes the connection; returns how long that took.
+fn time_until_closed(stream: &mut TcpStream, started: Instant) -> Duration {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut rest = Vec::new();
+    match stream.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}"),
+    }
+    started.elapsed()
+}
+
+#[test]
+fn a_request_head_that_never_ends_is_cut_off_and_the_server_keeps_serving() {
+    let server = Server::start_with(&[("REQUEST_TIMEOUT", "1")]);
+    let started = Instant::now();
+    // A slow-header client, and one that connects and sends nothing.
+    let mut trickling = TcpStream::connect(server.addr()).unwrap();
+    trickling.write_all(b"GET / HTTP/1.1\r\nHost: test\r\n").unwrap();
+    let mut silent = TcpStream::connect(server.addr()).unwrap();
+    for (name, stream) in [("trickling", &mut trickling), ("silent", &mut silent)] {
+        let elapsed = time_until_closed(stream, started);
+        assert!(elapsed >= Duration::from_secs(1), "{name}: cut before the request timeout: {elapsed:?}");
+        assert!(elapsed < Duration::from_secs(3), "{name}: not cut off within the timeout and a tick: {elapsed:?}");
+    }
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn idle_keep_alive_connections_outlive_the_request_timeout_then_close() {
+    let server = Server::start_with(&[("REQUEST_TIMEOUT", "1"), ("KEEPALIVE_TIMEOUT", "3")]);
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
+    stream.write_all(request).unwrap();
+    assert_eq!(read_response(&mut stream).status, 200);
+    // Idle for longer than the request timeout, within the keep-alive timeout: still open.
+    std::thread::sleep(Duration::from_millis(1800));
+    stream.write_all(request).unwrap();
+    let reply = read_response(&mut stream);
+    assert_eq!((reply.status, reply.text().as_str()), (200, "ok"));
+    let idle_since = Instant::now();
+    let elapsed = time_until_closed(&mut stream, idle_since);
+    assert!(elapsed >= Duration::from_secs(3), "closed before the keep-alive timeout: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "not closed within the keep-alive timeout and a tick: {elapsed:?}");
+}
+
 #[test]
 fn healthcheck_probes_the_local_server() {
     let server = Server::start();
