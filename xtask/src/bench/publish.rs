@@ -13,6 +13,13 @@
 //! shared machine hits both sides of a round; the goal is at most 1.3. Last, the release is
 //! published again unchanged: `repush_bytes` and `reupload_bytes` are what that moves (goal: 0).
 //!
+//! The peer, measured in the same rounds: the Docker engine alone pushing the same image to one
+//! registry and to every region's at once (`docker push` through bollard, no ECR call, no
+//! packaging). The engine compresses a layer again for every registry it pushes to, so on a
+//! machine with few cores its own ratio is the floor under ours: `engine_ratio` says how much of
+//! the ratio is the engine's and how much is publishing's own (ECR calls, packaging, which locally
+//! all go to one single-process emulator).
+//!
 //! The bench wipes registries and buckets, so it runs in a child of its own whose local state
 //! (`GBG_LOCAL_DIR`) is `target/bench/publish/local`: the checkout's local stack is never touched.
 
@@ -20,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use bollard::query_parameters::{PushImageOptions, TagImageOptions};
+use futures_util::StreamExt;
 use serde::Serialize;
 use xshell::{Shell, cmd};
 
@@ -66,6 +75,10 @@ struct Figures {
     /// What publishing the same release again sent.
     repush_bytes: u64,
     reupload_bytes: u64,
+    /// The peer: the engine alone pushing to one registry and to all, and the median ratio.
+    engine_one_region_seconds: Vec<f64>,
+    engine_all_regions_seconds: Vec<f64>,
+    engine_ratio: f64,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
@@ -100,6 +113,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let _ = emulator.kill();
     let _ = emulator.wait();
     let figures = result?;
+    ctx.printer.text(format!(
+        "the Docker engine alone (push only): one region median {:.2}s, {} regions median {:.2}s, ratio {:.2}",
+        median(&figures.engine_one_region_seconds),
+        figures.regions,
+        median(&figures.engine_all_regions_seconds),
+        figures.engine_ratio
+    ));
     ctx.printer.text(format!(
         "one region: median {:.2}s; {} regions: median {:.2}s (sent {} bytes of layers, {} bytes of artifacts); again unchanged: {} + {} bytes",
         median(&figures.one_region_seconds),
@@ -150,6 +170,7 @@ async fn measure(ctx: &Ctx, args: &Args, source: &Path, dir: &Path, port: u16, l
 
     ctx.printer.status("Measuring", format!("{} rounds of one region against {}", args.rounds, all.regions().len()));
     let (mut one_seconds, mut all_seconds, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut engine_one, mut engine_all, mut engine_ratios) = (Vec::new(), Vec::new(), Vec::new());
     let (mut push_bytes, mut upload_bytes) = (0, 0);
     for round in 0..args.rounds {
         let mut one_time = 0.0;
@@ -164,10 +185,29 @@ async fn measure(ctx: &Ctx, args: &Args, source: &Path, dir: &Path, port: u16, l
                 (all_time, push_bytes, upload_bytes) = (seconds, pushed, uploaded);
             }
         }
-        ctx.printer.detail("Round", format!("{round}: one {one_time:.3}s, all {all_time:.3}s"));
+        let (mut engine_one_time, mut engine_all_time) = (0.0, 0.0);
+        for side in if round % 2 == 0 { ["all", "one"] } else { ["one", "all"] } {
+            let config = if side == "one" { &one } else { &all };
+            bench.wipe(config).await?;
+            let seconds = bench.engine_push(config).await?;
+            if side == "one" {
+                engine_one_time = seconds;
+            } else {
+                engine_all_time = seconds;
+            }
+        }
+        ctx.printer.detail(
+            "Round",
+            format!(
+                "{round}: one {one_time:.3}s, all {all_time:.3}s; engine alone: one {engine_one_time:.3}s, all {engine_all_time:.3}s"
+            ),
+        );
         one_seconds.push(one_time);
         all_seconds.push(all_time);
         ratios.push(all_time / one_time);
+        engine_one.push(engine_one_time);
+        engine_all.push(engine_all_time);
+        engine_ratios.push(engine_all_time / engine_one_time);
     }
     // A release to every region, then the same release again: what does the second send?
     bench.wipe(&all).await?;
@@ -187,6 +227,9 @@ async fn measure(ctx: &Ctx, args: &Args, source: &Path, dir: &Path, port: u16, l
         all_regions_upload_bytes: upload_bytes,
         repush_bytes,
         reupload_bytes,
+        engine_one_region_seconds: engine_one,
+        engine_all_regions_seconds: engine_all,
+        engine_ratio: median(&engine_ratios),
     })
 }
 
@@ -233,6 +276,36 @@ impl Bench<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The peer: the engine pushes the image to `config`'s registries at once, nothing else
+    /// (tag and push, as `publish::push` starts). Returns the seconds taken.
+    async fn engine_push(&self, config: &Config) -> Result<f64> {
+        let mut hosts = Vec::new();
+        for region in config.regions() {
+            hosts.push(registry::ensure(&self.ctx.printer, &region).await?.host());
+        }
+        let (source, tag) = (&self.built.reference, &self.built.tag);
+        let clock = Instant::now();
+        futures_util::future::try_join_all(hosts.iter().map(|host| async move {
+            let target = format!("{host}/{}", config.app);
+            self.docker
+                .client()
+                .tag_image(source, Some(TagImageOptions { repo: Some(target.clone()), tag: Some(tag.clone()) }))
+                .await
+                .with_context(|| format!("tagging {source} as {target}:{tag}"))?;
+            let options = PushImageOptions { tag: Some(tag.clone()), platform: None };
+            let mut stream = self.docker.client().push_image(&target, Some(options), None);
+            while let Some(event) = stream.next().await {
+                let event = event.with_context(|| format!("pushing {target}:{tag}"))?;
+                if let Some(error) = event.error_detail {
+                    bail!("pushing {target}:{tag}: {}", error.message.unwrap_or_default());
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        }))
+        .await?;
+        Ok(clock.elapsed().as_secs_f64())
     }
 
     /// Pushes the image to `config`'s registries and packages a release labelled `version`;
