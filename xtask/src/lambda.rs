@@ -7,7 +7,7 @@
 //! It builds with the `lambda` profile (release at opt-level 1, no LTO): the function handles a few
 //! events a day, and a cold fat-LTO build of the SDK took 12 minutes here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -67,19 +67,87 @@ pub fn build(ctx: &Ctx) -> Result<LambdaPackage> {
         }
     }
     let binary_path = project::target_dir().join(target).join("lambda/bootstrap");
-    let binary = std::fs::read(&binary_path).with_context(|| format!("reading {}", binary_path.display()))?;
     let zip_path = project::target_dir().join("lambda/gitflow.zip");
-    let sha256 = archive::zip_to_file(&[Entry::executable("bootstrap", binary.clone())], &zip_path)?;
+    let (sha256, binary_size) = zip_once(&binary_path, &zip_path)?;
     let zip_size = std::fs::metadata(&zip_path).with_context(|| format!("reading {}", zip_path.display()))?.len();
     let build_seconds = started.elapsed().as_secs_f64();
-    progress.finish("Built", format!("gitflow Lambda in {build_seconds:.0} s ({} bytes static)", binary.len()));
+    progress.finish("Built", format!("gitflow Lambda in {build_seconds:.0} s ({binary_size} bytes static)"));
     Ok(LambdaPackage {
         s3_key: format!("gitflow/{sha256}.zip"),
         zip_path,
         sha256,
         zip_size,
         binary_path,
-        binary_size: binary.len() as u64,
+        binary_size,
         build_seconds,
     })
+}
+
+/// What the last zip was made from, kept beside it: `<zip>.json`.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+struct ZipSource {
+    binary_bytes: u64,
+    binary_modified_nanos: u128,
+    zip_bytes: u64,
+    zip_sha256: String,
+}
+
+/// Zips `binary` into `zip_path` unless the zip there was made from this very build (same size
+/// and modification time: cargo relinks on every change): deflating the 15 MB binary takes
+/// seconds in the xtask's debug build, and every deploy asks for the zip. Returns the zip's
+/// SHA-256 and the binary's size.
+fn zip_once(binary_path: &Path, zip_path: &Path) -> Result<(String, u64)> {
+    let metadata = std::fs::metadata(binary_path).with_context(|| format!("reading {}", binary_path.display()))?;
+    let modified = metadata.modified().ok().and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok());
+    let record_path = zip_path.with_extension("zip.json");
+    let zip_bytes = std::fs::metadata(zip_path).map(|zip| zip.len()).unwrap_or(0);
+    let current = |zip_bytes: u64, zip_sha256: String| ZipSource {
+        binary_bytes: metadata.len(),
+        binary_modified_nanos: modified.map(|since| since.as_nanos()).unwrap_or(0),
+        zip_bytes,
+        zip_sha256,
+    };
+    if let Some(record) = std::fs::read(&record_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<ZipSource>(&bytes).ok())
+        .filter(|record| modified.is_some() && *record == current(zip_bytes, record.zip_sha256.clone()))
+    {
+        return Ok((record.zip_sha256, metadata.len()));
+    }
+    let binary = std::fs::read(binary_path).with_context(|| format!("reading {}", binary_path.display()))?;
+    let sha256 = archive::zip_to_file(&[Entry::executable("bootstrap", binary)], zip_path)?;
+    let zip_bytes = std::fs::metadata(zip_path).with_context(|| format!("reading {}", zip_path.display()))?.len();
+    std::fs::write(&record_path, serde_json::to_vec(&current(zip_bytes, sha256.clone()))?)
+        .with_context(|| format!("writing {}", record_path.display()))?;
+    Ok((sha256, metadata.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_zip_is_made_once_per_build_of_the_binary() {
+        let dir = std::env::temp_dir().join(format!("gbg-lambda-zip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (binary, zip) = (dir.join("bootstrap"), dir.join("gitflow.zip"));
+        std::fs::write(&binary, b"first build").unwrap();
+        let (first, size) = zip_once(&binary, &zip).unwrap();
+        assert_eq!(size, 11);
+        assert_eq!(first, archive::sha256_file(&zip).unwrap());
+        // Unchanged binary: the zip is not written again.
+        let written = std::fs::metadata(&zip).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(zip_once(&binary, &zip).unwrap().0, first);
+        assert_eq!(std::fs::metadata(&zip).unwrap().modified().unwrap(), written);
+        // A new build (cargo relinks: new contents, new modification time) makes a new zip.
+        std::fs::write(&binary, b"second build!").unwrap();
+        let (second, _) = zip_once(&binary, &zip).unwrap();
+        assert_ne!(second, first);
+        assert_eq!(second, archive::sha256_file(&zip).unwrap());
+        // A zip that is gone or was replaced is made again.
+        std::fs::write(&zip, b"tampered").unwrap();
+        assert_eq!(zip_once(&binary, &zip).unwrap().0, second);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

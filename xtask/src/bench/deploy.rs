@@ -7,7 +7,8 @@
 //! credentials by hand); per stack: one `aws cloudformation create-stack` for the first pass and
 //! one `aws cloudformation update-stack` for the redeploy, plus one
 //! `aws cloudformation describe-stacks` for each stack whose outputs later stacks need (the
-//! runbook's hand-copied ARNs). The runbook itself runs `aws cloudformation deploy`; on the
+//! runbook's hand-copied ARNs); the gitflow Lambda's zip goes up with one `aws s3 cp` under
+//! SSE-KMS (built once, like ours). The runbook itself runs `aws cloudformation deploy`; on the
 //! emulator that command cannot be replayed: moto drops the outputs of stacks made by an executed
 //! change set (later stacks need them), refuses an empty change set with an error the CLI does
 //! not take for "no changes", and crashes updating a load balancer through a change set. The
@@ -31,8 +32,9 @@ use crate::config::Config;
 use crate::engine::topology::{self, ImageSource, Inputs};
 use crate::engine::{Action, Outputs, Param, StepKind};
 use crate::local::{daemon, moto};
+use crate::output::{Printer, Verbosity};
 use crate::venv::Venv;
-use crate::{http, project, template};
+use crate::{http, lambda, project, template};
 
 /// Arguments of `cargo xtask bench deploy`.
 #[derive(clap::Args, Debug)]
@@ -242,6 +244,42 @@ fn replay_in<'a>(
             StepKind::Action(Action::CheckReplica { key_arn }) => {
                 // The runbook user builds the replica ARNs by hand from the primary's id.
                 outputs.insert(id, BTreeMap::from([("KeyArn".into(), key_arn.resolve(&plan, &outputs)?)]));
+                continue;
+            }
+            StepKind::Action(Action::BuildLambda) => {
+                // The same build as ours (cached by cargo after the warm-up, on both sides).
+                let ctx = Ctx { root: project::root(), printer: Printer::plain(Verbosity::Quiet) };
+                let package = lambda::build(&ctx)?;
+                outputs.insert(
+                    id,
+                    BTreeMap::from([
+                        ("ZipPath".into(), package.zip_path.display().to_string()),
+                        ("ObjectKey".into(), package.s3_key),
+                    ]),
+                );
+                continue;
+            }
+            StepKind::Action(Action::Upload { file, bucket, object_key, kms_key_arn }) => {
+                // The runbook user copies the Lambda's zip up by hand, every time.
+                let (file, bucket, object_key, kms_key_arn) = (
+                    file.resolve(&plan, &outputs)?,
+                    bucket.resolve(&plan, &outputs)?,
+                    object_key.resolve(&plan, &outputs)?,
+                    kms_key_arn.resolve(&plan, &outputs)?,
+                );
+                let (key, secret, token) = &credentials[&step.account];
+                let target = format!("s3://{bucket}/{object_key}");
+                cmd!(sh, "{aws} s3 cp {file} {target} --sse aws:kms --sse-kms-key-id {kms_key_arn} --only-show-errors")
+                    .env("AWS_ENDPOINT_URL", &endpoint)
+                    .env("AWS_ACCESS_KEY_ID", key)
+                    .env("AWS_SECRET_ACCESS_KEY", secret)
+                    .env("AWS_SESSION_TOKEN", token)
+                    .env("AWS_DEFAULT_REGION", &step.region)
+                    .quiet()
+                    .run()
+                    .with_context(|| format!("runbook: uploading the gitflow Lambda to {target}"))?;
+                commands += 1;
+                outputs.insert(id, BTreeMap::from([("Bucket".into(), bucket), ("Key".into(), object_key)]));
                 continue;
             }
             _ => continue,
