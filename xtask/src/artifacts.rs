@@ -5,6 +5,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ServerSideEncryption};
 use base64::Engine;
@@ -21,6 +22,22 @@ pub struct Uploaded {
     pub bytes: u64,
     /// False when the object was already there with the same checksum.
     pub uploaded: bool,
+}
+
+/// A PutObject of `body` at `bucket/key` as every upload to the artifact buckets must be (their
+/// policy denies anything else): SSE-KMS under `kms_key_arn` with bucket keys, and a SHA-256
+/// checksum that S3 verifies on arrival. The caller adds what is particular and sends it.
+pub fn encrypted_put(s3: &Client, bucket: &str, key: &str, body: Vec<u8>, kms_key_arn: &str) -> PutObjectFluentBuilder {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&body);
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body))
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(kms_key_arn)
+        .bucket_key_enabled(true)
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .checksum_sha256(base64::engine::general_purpose::STANDARD.encode(digest))
 }
 
 /// Puts `body` at `bucket/key` under `kms_key_arn`, unless an object with the same SHA-256 is
@@ -46,15 +63,7 @@ pub async fn put_once(s3: &Client, bucket: &str, key: &str, body: Vec<u8>, kms_k
             return Err(anyhow!(error_text(&error))).with_context(|| format!("looking for s3://{bucket}/{key}"));
         }
     }
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body))
-        .server_side_encryption(ServerSideEncryption::AwsKms)
-        .ssekms_key_id(kms_key_arn)
-        .bucket_key_enabled(true)
-        .checksum_algorithm(ChecksumAlgorithm::Sha256)
-        .checksum_sha256(&checksum)
+    encrypted_put(s3, bucket, key, body, kms_key_arn)
         .send()
         .await
         .map_err(|error| anyhow!(error_text(&error)))

@@ -22,7 +22,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    LogsOptionsBuilder, PushImageOptions, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptions,
 };
 use futures_util::StreamExt;
 
@@ -169,6 +169,17 @@ pub struct ContainerFacts {
     pub host_port: Option<u16>,
 }
 
+/// What [`Docker::push`] did, as the engine reported it.
+#[derive(Debug, Default)]
+pub struct PushReport {
+    pub layers_pushed: usize,
+    pub layers_existing: usize,
+    /// Bytes of the layers sent (the engine's progress totals).
+    pub bytes_pushed: u64,
+    /// The manifest digest the engine pushed, when it said.
+    pub digest: Option<String>,
+}
+
 impl Docker {
     /// Connects to the engine at `DOCKER_HOST` (or the default socket), pings it and negotiates
     /// the API version. Fails with [`Unreachable`] when nothing answers.
@@ -285,6 +296,50 @@ impl Docker {
             exposed_ports: config.exposed_ports.unwrap_or_default(),
             layers: inspect.root_fs.and_then(|root_fs| root_fs.layers).unwrap_or_default(),
         }))
+    }
+
+    /// Tags the local image `source` as `<target>:<tag>` and pushes it, with `credentials` for the
+    /// registry (none for an open one). The engine asks the registry for each layer first and
+    /// sends only what it lacks; the report counts both and names the digest the engine pushed.
+    pub async fn push(
+        &self,
+        source: &str,
+        target: &str,
+        tag: &str,
+        credentials: Option<bollard::auth::DockerCredentials>,
+    ) -> Result<PushReport> {
+        self.client
+            .tag_image(source, Some(TagImageOptions { repo: Some(target.to_string()), tag: Some(tag.to_string()) }))
+            .await
+            .with_context(|| format!("tagging {source} as {target}:{tag}"))?;
+        let options = PushImageOptions { tag: Some(tag.to_string()), platform: None };
+        let mut stream = self.client.push_image(target, Some(options), credentials);
+        let mut report = PushReport::default();
+        let mut last_total = 0u64;
+        while let Some(event) = stream.next().await {
+            let event = event.with_context(|| format!("pushing {target}:{tag}"))?;
+            if let Some(error) = event.error_detail {
+                bail!("pushing {target}:{tag}: {}", error.message.unwrap_or_default());
+            }
+            let status = event.status.unwrap_or_default();
+            if status == "Pushing"
+                && let Some(total) = event.progress_detail.and_then(|detail| detail.total)
+            {
+                last_total = u64::try_from(total).unwrap_or(0);
+            }
+            match status.as_str() {
+                "Pushed" => {
+                    report.layers_pushed += 1;
+                    report.bytes_pushed += last_total;
+                }
+                "Layer already exists" => report.layers_existing += 1,
+                _ => {}
+            }
+            if let Some((_, rest)) = status.split_once(" digest: ") {
+                report.digest = rest.split_whitespace().next().map(str::to_string);
+            }
+        }
+        Ok(report)
     }
 
     /// Removes the tag (or image) `reference`; `false` when there was none.

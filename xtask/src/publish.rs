@@ -14,8 +14,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use bollard::auth::DockerCredentials;
-use bollard::query_parameters::{PushImageOptions, TagImageOptions};
-use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::aws::{Aws, error_text};
@@ -95,47 +93,14 @@ pub async fn destination(aws: &Aws, config: &Config, workload: &Workload, printe
 /// digest the registry holds.
 pub async fn push(docker: &Docker, aws: &Aws, source: &str, tag: &str, destination: &Destination) -> Result<Pushed> {
     let target = format!("{}/{}", destination.host, destination.repository);
-    docker
-        .client()
-        .tag_image(source, Some(TagImageOptions { repo: Some(target.clone()), tag: Some(tag.to_string()) }))
-        .await
-        .with_context(|| format!("tagging {source} as {target}:{tag}"))?;
     let credentials = DockerCredentials {
         username: Some(destination.username.clone()),
         password: Some(destination.password.clone()),
         serveraddress: Some(destination.host.clone()),
         ..Default::default()
     };
-    let mut stream = docker.client().push_image(
-        &target,
-        Some(PushImageOptions { tag: Some(tag.to_string()), platform: None }),
-        Some(credentials),
-    );
-    let (mut pushed, mut existing, mut bytes, mut last_total, mut digest) = (0, 0, 0u64, 0u64, None);
-    while let Some(event) = stream.next().await {
-        let event = event.with_context(|| format!("pushing {target}:{tag}"))?;
-        if let Some(error) = event.error_detail {
-            bail!("pushing {target}:{tag}: {}", error.message.unwrap_or_default());
-        }
-        let status = event.status.unwrap_or_default();
-        if status == "Pushing"
-            && let Some(total) = event.progress_detail.and_then(|detail| detail.total)
-        {
-            last_total = u64::try_from(total).unwrap_or(0);
-        }
-        match status.as_str() {
-            "Pushed" => {
-                pushed += 1;
-                bytes += last_total;
-            }
-            "Layer already exists" => existing += 1,
-            _ => {}
-        }
-        if let Some((_, rest)) = status.split_once(" digest: ") {
-            digest = rest.split_whitespace().next().map(str::to_string);
-        }
-    }
-    let Some(digest) = digest else {
+    let report = docker.push(source, &target, tag, Some(credentials)).await?;
+    let Some(digest) = report.digest else {
         bail!("pushing {target}:{tag}: the engine reported no digest");
     };
     let reported = registry_digest(aws, destination, tag).await?;
@@ -148,9 +113,9 @@ pub async fn push(docker: &Docker, aws: &Aws, source: &str, tag: &str, destinati
         region: destination.region.clone(),
         image_uri: format!("{target}@{digest}"),
         digest,
-        layers_pushed: pushed,
-        layers_total: pushed + existing,
-        bytes_pushed: bytes,
+        layers_pushed: report.layers_pushed,
+        layers_total: report.layers_pushed + report.layers_existing,
+        bytes_pushed: report.bytes_pushed,
     })
 }
 

@@ -27,8 +27,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bollard::query_parameters::{PushImageOptions, TagImageOptions};
-use futures_util::StreamExt;
 use serde::Serialize;
 use xshell::{Shell, cmd};
 
@@ -279,32 +277,17 @@ impl Bench<'_> {
     }
 
     /// The peer: the engine pushes the image to `config`'s registries at once, nothing else
-    /// (tag and push, as `publish::push` starts). Returns the seconds taken.
+    /// (`Docker::push`, as `publish::push` does, without ECR). Returns the seconds taken.
     async fn engine_push(&self, config: &Config) -> Result<f64> {
         let mut hosts = Vec::new();
         for region in config.regions() {
             hosts.push(registry::ensure(&self.ctx.printer, &region).await?.host());
         }
         let (source, tag) = (&self.built.reference, &self.built.tag);
+        let targets: Vec<String> = hosts.iter().map(|host| format!("{host}/{}", config.app)).collect();
         let clock = Instant::now();
-        futures_util::future::try_join_all(hosts.iter().map(|host| async move {
-            let target = format!("{host}/{}", config.app);
-            self.docker
-                .client()
-                .tag_image(source, Some(TagImageOptions { repo: Some(target.clone()), tag: Some(tag.clone()) }))
-                .await
-                .with_context(|| format!("tagging {source} as {target}:{tag}"))?;
-            let options = PushImageOptions { tag: Some(tag.clone()), platform: None };
-            let mut stream = self.docker.client().push_image(&target, Some(options), None);
-            while let Some(event) = stream.next().await {
-                let event = event.with_context(|| format!("pushing {target}:{tag}"))?;
-                if let Some(error) = event.error_detail {
-                    bail!("pushing {target}:{tag}: {}", error.message.unwrap_or_default());
-                }
-            }
-            Ok::<_, anyhow::Error>(())
-        }))
-        .await?;
+        futures_util::future::try_join_all(targets.iter().map(|target| self.docker.push(source, target, tag, None)))
+            .await?;
         Ok(clock.elapsed().as_secs_f64())
     }
 

@@ -21,12 +21,10 @@
 use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, ServerSideEncryption};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::sha256_hex;
+use crate::artifacts::encrypted_put;
 use crate::aws::error_text;
 
 /// The manifest format this xtask writes and reads.
@@ -226,17 +224,8 @@ pub async fn get_object(s3: &Client, bucket: &str, key: &str) -> Result<Option<V
 /// Writes a small mutable object (a history) under SSE-KMS with `kms_key_arn` and a SHA-256
 /// checksum, as the bucket policy demands of every upload.
 pub async fn put_object(s3: &Client, bucket: &str, key: &str, body: Vec<u8>, kms_key_arn: &str) -> Result<()> {
-    let checksum = base64::engine::general_purpose::STANDARD.encode(hex::decode(sha256_hex(&body))?);
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body))
+    encrypted_put(s3, bucket, key, body, kms_key_arn)
         .content_type("application/json")
-        .server_side_encryption(ServerSideEncryption::AwsKms)
-        .ssekms_key_id(kms_key_arn)
-        .bucket_key_enabled(true)
-        .checksum_algorithm(ChecksumAlgorithm::Sha256)
-        .checksum_sha256(checksum)
         .send()
         .await
         .map_err(|error| anyhow!(error_text(&error)))
@@ -247,19 +236,9 @@ pub async fn put_object(s3: &Client, bucket: &str, key: &str, body: Vec<u8>, kms
 /// Creates `bucket/key` under SSE-KMS with a SHA-256 checksum only if no object is there
 /// (`If-None-Match: *`); returns false when one was.
 pub async fn put_new(s3: &Client, bucket: &str, key: &str, body: Vec<u8>, kms_key_arn: &str) -> Result<bool> {
-    let checksum = base64::engine::general_purpose::STANDARD.encode(hex::decode(sha256_hex(&body))?);
-    let sent = s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
+    let sent = encrypted_put(s3, bucket, key, body, kms_key_arn)
         .if_none_match("*")
-        .body(ByteStream::from(body))
         .content_type("application/json")
-        .server_side_encryption(ServerSideEncryption::AwsKms)
-        .ssekms_key_id(kms_key_arn)
-        .bucket_key_enabled(true)
-        .checksum_algorithm(ChecksumAlgorithm::Sha256)
-        .checksum_sha256(checksum)
         .send()
         .await;
     match sent {
