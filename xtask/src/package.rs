@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use crate::Ctx;
 use crate::config::Target;
@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, value_name = "DIGEST")]
     pub image_digest: Option<String>,
     /// With --image-digest: the image's version (its tag); default: the checkout's revision.
-    #[arg(long, value_name = "TAG")]
+    #[arg(long, value_name = "TAG", requires = "image_digest")]
     pub image_version: Option<String>,
     /// The folder the pipeline's build action exports (`<workload>/taskdef.json`, ...).
     #[arg(long, value_name = "DIR")]
@@ -49,12 +49,19 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             };
             ImageSet::in_ecr(&config, &version, digest)?
         }
+        None if args.dry_run => bail!(
+            "a dry run pushes nothing, so it needs the image: pass --image-digest sha256:... (or run without --dry-run)"
+        ),
         None => release_files::publish_image(ctx, &aws, &config).await?.images,
     };
+    // A dry run leaves the artifact folder alone: what it holds was uploaded, and `verify-release`
+    // reads it.
     let out_dir = args.out.unwrap_or_else(release_files::default_out_dir);
-    let options = Options { out_dir: Some(out_dir.clone()), dry_run: args.dry_run };
+    let options = Options { out_dir: (!args.dry_run).then(|| out_dir.clone()), dry_run: args.dry_run };
     let packaged = release_files::package(&ctx.root, &aws, &config, &images, &options, &ctx.printer).await?;
-    ctx.printer.status("Wrote", format!("{} (the pipeline's build artifact)", out_dir.display()));
+    if !args.dry_run {
+        ctx.printer.status("Wrote", format!("{} (the pipeline's build artifact)", out_dir.display()));
+    }
     if args.json {
         ctx.printer.json(&packaged)?;
     }

@@ -28,7 +28,6 @@ use crate::output::{Exit, table};
 use crate::project;
 use crate::publish::Pushed;
 use crate::release_files::{self, ImageSet, Options, Packaged};
-use crate::site_image;
 
 /// Arguments of `cargo xtask release`.
 #[derive(clap::Args, Debug)]
@@ -46,8 +45,8 @@ pub struct Args {
     /// instead of building and pushing this checkout's image.
     #[arg(long, value_name = "DIGEST")]
     pub image_digest: Option<String>,
-    /// The image's version (its tag); default: the checkout's revision.
-    #[arg(long, value_name = "TAG")]
+    /// With --image-digest: the image's version (its tag); default: the checkout's revision.
+    #[arg(long, value_name = "TAG", requires = "image_digest")]
     pub image_version: Option<String>,
     /// The folder for the pipeline-style artifacts and the manifest.
     #[arg(long, value_name = "DIR")]
@@ -59,7 +58,7 @@ pub struct Args {
     #[arg(long)]
     pub no_wait: bool,
     /// Longest wait for one deployment or pipeline execution, in minutes.
-    #[arg(long, default_value_t = 60, value_name = "MINUTES")]
+    #[arg(long, default_value_t = 60, value_name = "MINUTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// Say what would be released where; change nothing.
     #[arg(long)]
@@ -131,20 +130,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     // Direct and site: this checkout's image, pushed everywhere, packaged into every regional
     // bucket and verified.
     let (images, built) = match (&args.image_digest, args.dry_run) {
+        (Some(_), false) if via == Via::Site => bail!(
+            "--via site runs the image built from this checkout, so it takes no --image-digest; drop it (or release that digest with --via direct)"
+        ),
         (Some(digest), _) => {
             let version = match &args.image_version {
                 Some(version) => version.clone(),
                 None => project::revision(&ctx.root)?.tag(),
             };
-            let built = if via == Via::Site && !args.dry_run {
-                let options = site_image::Options { config: config.path.clone(), dockerfile: None };
-                Some(site_image::build(ctx, &options).await?)
-            } else {
-                None
-            };
-            // The site runs the image built here: its tag is the release's version.
-            let version = built.as_ref().map(|built| built.tag.clone()).unwrap_or(version);
-            (ImageSet::in_ecr(&config, &version, digest)?, built)
+            (ImageSet::in_ecr(&config, &version, digest)?, None)
         }
         (None, true) => bail!(
             "a dry run pushes nothing, so it needs the image: pass --image-digest sha256:... (or run without --dry-run)"
@@ -156,7 +150,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         }
     };
     let out_dir = args.out.clone().unwrap_or_else(release_files::default_out_dir);
-    let options = Options { out_dir: Some(out_dir), dry_run: args.dry_run };
+    // A dry run leaves the artifact folder alone (`verify-release` reads what was uploaded).
+    let options = Options { out_dir: (!args.dry_run).then_some(out_dir), dry_run: args.dry_run };
     let packaged = release_files::package(&ctx.root, &aws, &config, &images, &options, &ctx.printer).await?;
     if !args.dry_run {
         let checks = release_files::verify(&aws, &config, &packaged.manifest).await?;

@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long)]
     pub no_wait: bool,
     /// Longest wait for the deployment, in minutes.
-    #[arg(long, default_value_t = 60, value_name = "MINUTES")]
+    #[arg(long, default_value_t = 60, value_name = "MINUTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// Say which release would be redeployed; change nothing.
     #[arg(long)]
@@ -105,7 +105,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         site: None,
         dry_run: args.dry_run,
     };
-    let ok = match via {
+    let (ok, done) = match via {
         Via::Direct => {
             let follow =
                 Follow { wait: !args.no_wait, timeout: Duration::from_secs(args.timeout * 60), ..Follow::default() };
@@ -132,8 +132,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 )),
                 _ => {}
             }
+            // Only a deployment followed to its end changes the history (on the emulator, to what
+            // it records); one not followed (--no-wait) may still fail and leave the current
+            // release running.
+            let done = follow.wait;
             outcome.deployment = Some(deployment);
-            ok
+            (ok, done)
         }
         Via::Site => {
             // Fetching checks the previous artifact is still intact before anything moves.
@@ -157,10 +161,16 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 };
                 outcome.site = Some(site_shift::shift(&docker, &spec, &ctx.printer).await?);
             }
-            true
+            (true, true)
         }
     };
-    if ok && !args.dry_run {
+    if ok && !done && !args.dry_run {
+        ctx.printer.note(format!(
+            "the history still names release {} as current: the deployment was not followed to its end (--no-wait); once it has succeeded, record it with `cargo xtask rollback {}` again",
+            current.id, workload.name
+        ));
+    }
+    if ok && done && !args.dry_run {
         // The current release is undone: the next rollback goes one further back.
         history.roll_back();
         let (s3, bucket) = release_files::regional_bucket(&aws, &config, workload).await?;

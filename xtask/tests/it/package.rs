@@ -198,6 +198,14 @@ async fn package_encrypts_each_region_under_its_key_once_and_verify_catches_tamp
         let found = s3.head_object().bucket(object["bucket"].as_str().unwrap()).key(key).send().await;
         assert!(found.is_err(), "a dry run uploaded {key}");
     }
+    assert!(!topology.out("dry").exists(), "a dry run wrote the artifact folder");
+    // A dry run needs the image (it pushes nothing), and a version alone names no image.
+    let unpushed = topology.xtask(&["package", "--dry-run"]);
+    assert_eq!(unpushed.code, Some(1), "{}", unpushed.stderr);
+    assert!(unpushed.stderr.contains("pass --image-digest"), "{}", unpushed.stderr);
+    let version_only = topology.xtask(&["package", "--image-version", "v1"]);
+    assert_eq!(version_only.code, Some(2), "{}", version_only.stderr);
+    assert!(version_only.stderr.contains("--image-digest"), "{}", version_only.stderr);
 
     // verify-release agrees, then catches an object replaced behind its back.
     let manifest_path = out.join("release-manifest.json");

@@ -142,6 +142,10 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
     let second = topology.xtask_json(&["release", "--direct", "--image-digest", &digest('2'), "--out", out, "--json"]);
     let second_release = second["package"]["manifest"]["id"].as_str().unwrap().to_string();
     assert_ne!(first_release, second_release);
+    // Not followed (--no-wait), a rollback deploys but leaves the history: it may still fail.
+    let unfollowed = topology.xtask(&["rollback", "india", "--via", "direct", "--no-wait"]);
+    assert_eq!(unfollowed.code, Some(0), "{}", unfollowed.stderr);
+    assert!(unfollowed.stderr.contains("still names release"), "{}", unfollowed.stderr);
     let rolled = topology.xtask_json(&["rollback", "india", "--via", "direct", "--json"]);
     assert_eq!(
         (rolled["from"].as_str().unwrap(), rolled["to"].as_str().unwrap()),
@@ -150,7 +154,7 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
     let id = rolled["deployment"]["deployment_id"].as_str().unwrap();
     let (_, image, _) = deployed(&aws, india, id).await;
     assert_eq!(image, ecr_image(india, &digest('1')), "the rollback deploys the previous release's image");
-    assert_eq!(deployments(&aws, &config, india).await.len(), 3);
+    assert_eq!(deployments(&aws, &config, india).await.len(), 4, "two releases and two rollbacks");
     assert_eq!(deployments(&aws, &config, europe).await.len(), 2, "a rollback touches its workload only");
     let again = topology.xtask(&["rollback", "india", "--via", "direct"]);
     assert_ne!(again.code, Some(0));
