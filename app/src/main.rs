@@ -26,18 +26,23 @@ const USAGE: &str = concat!(
 
 fn main() -> ExitCode {
     let command = std::env::args().nth(1);
-    let settings = match Settings::from_env() {
-        Ok(settings) => settings,
-        Err(message) => {
+    // Only the commands that use the settings read them: `version` and `help` work whatever the
+    // environment holds.
+    let settings = || {
+        Settings::from_env().map_err(|message| {
             eprintln!("app: {message}");
-            return ExitCode::from(2);
-        }
+            ExitCode::from(2)
+        })
     };
     match command.as_deref() {
-        None | Some("serve") => serve(&settings),
-        Some("healthcheck") => match healthcheck::check(settings.port) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(reason) => {
+        None | Some("serve") => match settings() {
+            Ok(settings) => serve(&settings),
+            Err(code) => code,
+        },
+        Some("healthcheck") => match settings().map(|settings| healthcheck::check(settings.port)) {
+            Err(code) => code,
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(reason)) => {
                 eprintln!("app healthcheck: unhealthy: {reason}");
                 ExitCode::FAILURE
             }

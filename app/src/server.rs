@@ -75,9 +75,17 @@ pub fn serve(
         let listener = bound.listener.try_clone()?;
         let site = Arc::clone(&site);
         let shutdown = shutdown.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("worker-{index}"))
-            .spawn(move || worker(listener, site, timeouts, shutdown))?;
+        let thread = std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || {
+            let result = worker(listener, Arc::clone(&site), timeouts, shutdown);
+            // Said at once: `serve` reports it only after the other workers end (at SIGTERM).
+            if let Err(error) = &result {
+                site.log().event(
+                    "worker_failed",
+                    &format!("\"worker\":{index},\"error\":\"{}\"", json_text(&error.to_string())),
+                );
+            }
+            result
+        })?;
         threads.push(thread);
     }
     // The workers hold duplicates; this one must not keep the socket open after they drop theirs.

@@ -110,7 +110,8 @@ impl Watch {
     }
 
     /// Connections open (and not yet forgotten by a tick).
-    pub fn open(&self) -> usize {
+    #[cfg(test)]
+    fn open(&self) -> usize {
         self.connections
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -144,16 +145,24 @@ impl<S> Guarded<S> {
         }
     }
 
-    fn begin(&self, phase_busy: bool) {
-        if self.state.busy.load(Relaxed) != phase_busy {
+    /// A read after a response starts the request clock.
+    fn read_some(&self) {
+        if !self.state.busy.load(Relaxed) {
             self.state.since.store(self.watch.now.load(Relaxed), Relaxed);
-            self.state.busy.store(phase_busy, Relaxed);
+            self.state.busy.store(true, Relaxed);
         }
+    }
+
+    /// Every write (re)starts the idle clock: the connection is idle from its last response on,
+    /// also when hyper answers pipelined requests from its buffer without reading.
+    fn wrote_some(&self) {
+        self.state.since.store(self.watch.now.load(Relaxed), Relaxed);
+        self.state.busy.store(false, Relaxed);
     }
 
     fn wrote<T>(&self, written: Poll<io::Result<T>>, waker: &Waker) -> Poll<io::Result<T>> {
         match &written {
-            Poll::Ready(Ok(_)) => self.begin(false),
+            Poll::Ready(Ok(_)) => self.wrote_some(),
             Poll::Pending => self.park(waker),
             Poll::Ready(Err(_)) => {}
         }
@@ -168,7 +177,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         let before = buf.filled().len();
         let read = Pin::new(&mut this.inner).poll_read(cx, buf);
         match &read {
-            Poll::Ready(Ok(())) if buf.filled().len() > before => this.begin(true),
+            Poll::Ready(Ok(())) if buf.filled().len() > before => this.read_some(),
             Poll::Pending => this.park(cx.waker()),
             _ => {}
         }

@@ -422,4 +422,7 @@ fn bad_settings_exit_2() {
     let output = cmd!(sh, "{app}").env("PORT", "http").quiet().ignore_status().output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("PORT must be"));
+    // Commands that do not serve or probe do not read the settings.
+    let version = cmd!(sh, "{app} version").env("PORT", "http").quiet().output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("app "), "{version:?}");
 }

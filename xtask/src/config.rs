@@ -167,6 +167,16 @@ pub enum MergeStrategy {
     Squash,
 }
 
+impl MergeStrategy {
+    /// As the config and the gitflow stack's `MergeStrategy` parameter spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeStrategy::FastForward => "fast-forward",
+            MergeStrategy::Squash => "squash",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Names {
     /// Artifact buckets are `<bucket_prefix>-<tools account>-<region>`; default `<app>-artifacts`.
@@ -306,6 +316,11 @@ impl Config {
     /// Name of the gitflow Lambda's role.
     pub fn gitflow_role_name(&self) -> String {
         format!("{}-gitflow", self.app)
+    }
+
+    /// Name of the validation CodeBuild project, run on every develop-to-main pull request.
+    pub fn validate_project_name(&self) -> String {
+        format!("{}-validate", self.app)
     }
 
     /// Name of the role in a workload account that the pipeline assumes to deploy there.
@@ -675,6 +690,16 @@ region = "ap-south-1"
                 "emulator port out of range",
                 valid_with("[local]\nemulator_port = 70000\n"),
                 vec![("local.emulator_port", 12, "from 1024 to 65535")],
+            ),
+            (
+                "emulator on the default site port",
+                valid_with("[local]\nemulator_port = 8080\n"),
+                vec![("local.emulator_port", 12, "cannot share port 8080")],
+            ),
+            (
+                "site on the emulator's port",
+                valid_with("[local]\nemulator_port = 5000\nsite_port = 5000\n"),
+                vec![("local.site_port", 13, "cannot share port 5000")],
             ),
             (
                 "section of the wrong type",

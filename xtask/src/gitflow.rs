@@ -77,12 +77,6 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
 }
 
-/// Name of the validation CodeBuild project (`<app>-validate`), run on every develop-to-main pull
-/// request.
-pub fn validate_project_name(config: &Config) -> String {
-    format!("{}-validate", config.app)
-}
-
 // ---- gitflow init ----
 
 /// CodeCommit's CreateCommit limits: 100 files per commit, 6 MB per file, and about 7 MB of file
@@ -451,8 +445,6 @@ async fn run_init(ctx: &Ctx, args: InitArgs) -> Result<()> {
     Ok(())
 }
 
-/// A CodeCommit client for the tools account and region from the default credential chain (or
-/// the tools profile).
 #[cfg(test)]
 mod tests {
     use super::*;

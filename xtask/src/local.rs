@@ -51,9 +51,10 @@ pub struct RunArgs {
     /// The topology file (its `app` names the image and the container).
     #[arg(long, default_value = "deploy.toml", value_name = "PATH")]
     pub config: PathBuf,
-    /// The port on 127.0.0.1 to publish the site on.
-    #[arg(long, default_value_t = 8080)]
-    pub port: u16,
+    /// The port on 127.0.0.1 to publish the site on (default: the config's `site_port` under
+    /// [local], where `deploy --local` publishes it too).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
     /// Run this image tag instead of the checkout's (it must exist; nothing is built).
     #[arg(long)]
     pub tag: Option<String>,
@@ -108,6 +109,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
 
 async fn run_site(ctx: &Ctx, args: RunArgs) -> Result<()> {
     let config = Config::load(&ctx.root.join(&args.config))?;
+    let port = args.port.unwrap_or(config.local.site_port);
     let docker = Docker::connect().await?;
     let explicit_tag = args.tag.is_some();
     let tag = match args.tag {
@@ -117,9 +119,9 @@ async fn run_site(ctx: &Ctx, args: RunArgs) -> Result<()> {
     let reference = format!("{}:{tag}", config.app);
     let name = site::container_name(&config.app, args.colour);
     // Fail on a taken port before a minute of building; our own container on it is replaced later.
-    let ours = docker.container(&name).await?.is_some_and(|container| container.host_port == Some(args.port));
+    let ours = docker.container(&name).await?.is_some_and(|container| container.host_port == Some(port));
     if !ours {
-        site::ensure_port_free(args.port)?;
+        site::ensure_port_free(port)?;
     }
     if docker.image(&reference).await?.is_none() {
         if explicit_tag {
@@ -134,7 +136,7 @@ async fn run_site(ctx: &Ctx, args: RunArgs) -> Result<()> {
         image: reference,
         version: tag,
         colour: args.colour,
-        host_port: args.port,
+        host_port: port,
         container_port: config.service.container_port,
     };
     let running = site::run(&docker, &spec, &ctx.printer).await?;

@@ -61,14 +61,7 @@ impl Template {
 
     /// Parses `text`, read from `path` (used in messages only).
     pub fn parse(path: &Path, text: &str) -> Result<Template> {
-        let mut builder = Builder::default();
-        let mut parser = Parser::new_from_str(text);
-        if let Err(error) = parser.load(&mut builder, true) {
-            bail!("{}:{}: {}", path.display(), error.marker().line(), yaml_error_text(&error));
-        }
-        if let Some((line, message)) = builder.error {
-            bail!("{}:{line}: {message}", path.display());
-        }
+        let mut builder = load_yaml(path, text)?;
         let body = match builder.documents.len() {
             0 => bail!("{} is empty, not a CloudFormation template", path.display()),
             1 => builder.documents.remove(0),
@@ -509,9 +502,14 @@ pub fn files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Parses YAML (or JSON) that is not a CloudFormation template, such as an AppSpec, into one JSON
-/// value per document, with the same scalar rules as templates; `path` names it in errors.
+/// Parses YAML (or JSON), a template or not (an AppSpec), into one JSON value per document, with
+/// the templates' scalar rules and short-form intrinsics; `path` names it in errors.
 pub fn parse_yaml(path: &Path, text: &str) -> Result<Vec<Value>> {
+    Ok(load_yaml(path, text)?.documents)
+}
+
+/// The documents of `text` and the line of every node; errors name `path` and the line.
+fn load_yaml(path: &Path, text: &str) -> Result<Builder> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(error) = parser.load(&mut builder, true) {
@@ -520,7 +518,7 @@ pub fn parse_yaml(path: &Path, text: &str) -> Result<Vec<Value>> {
     if let Some((line, message)) = builder.error {
         bail!("{}:{line}: {message}", path.display());
     }
-    Ok(builder.documents)
+    Ok(builder)
 }
 
 /// The shape of the pipeline for `config`: the number of regions with an artifact store

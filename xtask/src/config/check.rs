@@ -910,15 +910,22 @@ impl<'t> Reader<'t> {
             "the local site is published by your user, which cannot listen below port 1024",
         );
         let site_present = section.table.get("site_port").is_some();
-        let site_at = site.as_ref().map(|site| site.at);
+        // A clash is reported at the key the file sets (the site's when it sets both).
+        let clash_at = match (&site, &port) {
+            (Some(site), _) if site_present => Some((site.at, "site_port")),
+            (_, Some(port)) if present => Some((port.at, "emulator_port")),
+            _ => None,
+        };
         let emulator_port = pick(port, present, defaults.emulator_port)?;
         let site_port = pick(site, site_present, defaults.site_port)?;
         if emulator_port == site_port {
+            let (at, key) = clash_at.unwrap_or((0, "site_port"));
+            let free = if site_port == 8080 { 8081 } else { 8080 };
             self.report(
-                site_at.unwrap_or(0),
-                section.field("site_port"),
+                at,
+                section.field(key),
                 format!("the site and the emulator cannot share port {site_port}"),
-                "pick another port, e.g. site_port = 8080",
+                format!("pick another port, e.g. {key} = {free}"),
             );
             return None;
         }

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::{Config, MergeStrategy, SourceProvider, key_arn};
+use crate::config::{Config, SourceProvider, key_arn};
 use crate::engine::{Action, Expansion, Param, Plan, StackStep, Step, StepId, StepKind};
 use crate::template;
 
@@ -411,7 +411,7 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
         [key_steps.clone(), vec![source]].concat(),
         vec![
             ("ProjectName".into(), Param::value(config.build_role_name())),
-            ("ValidateProjectName".into(), Param::value(format!("{}-validate", config.app))),
+            ("ValidateProjectName".into(), Param::value(config.validate_project_name())),
             ("BuildRoleName".into(), Param::value(config.build_role_name())),
             ("KeyArn".into(), Param::output(index.key, "KeyArn")),
             ("KeyArns".into(), Param::List(key_arns.clone())),
@@ -506,15 +506,9 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
             ("DevelopBranch".into(), Param::value(&config.gitflow.develop_branch)),
             ("MainBranch".into(), Param::value(&config.gitflow.main_branch)),
             ("PipelineName".into(), Param::value(&config.app)),
-            ("ValidateProjectName".into(), Param::value(format!("{}-validate", config.app))),
+            ("ValidateProjectName".into(), Param::value(config.validate_project_name())),
             ("AutoMerge".into(), Param::value(config.gitflow.auto_merge.to_string())),
-            (
-                "MergeStrategy".into(),
-                Param::value(match config.gitflow.merge_strategy {
-                    MergeStrategy::FastForward => "fast-forward",
-                    MergeStrategy::Squash => "squash",
-                }),
-            ),
+            ("MergeStrategy".into(), Param::value(config.gitflow.merge_strategy.as_str())),
         ],
     ));
     (plan, index)

@@ -272,7 +272,7 @@ pub fn ensure_port_free(port: u16) -> Result<()> {
 fn explain_port(error: anyhow::Error, port: u16) -> anyhow::Error {
     if error.downcast_ref::<PortInUse>().is_some() {
         error.context(format!(
-            "cannot publish the site on {HOST_IP}:{port}: the port is taken; stop what holds it, or choose another with `cargo xtask local run --port <PORT>`"
+            "cannot publish the site on {HOST_IP}:{port}: the port is taken; stop what holds it, or choose another: `site_port` under [local] in the config (or `--port` on `local run` and `release --local`)"
         ))
     } else {
         error
