@@ -12,15 +12,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use crate::Ctx;
 use crate::archive::{self, Entry};
 use crate::output::Verbosity;
-use crate::project;
-
-/// The Rust target of the Lambda: x86_64 Linux, static glibc (`provided.al2023`, `x86_64`).
-pub const LAMBDA_TARGET: &str = "x86_64-unknown-linux-gnu";
+use crate::{project, site_image};
 
 /// The zipped `bootstrap`, ready to upload.
 #[derive(Clone, Debug, Serialize)]
@@ -44,13 +41,15 @@ pub fn build(ctx: &Ctx) -> Result<LambdaPackage> {
     let started = Instant::now();
     let sh = Shell::new()?;
     sh.change_dir(&ctx.root);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let target = LAMBDA_TARGET;
+    let target = site_image::TARGET;
     let progress = ctx.printer.progress("Building", format!("gitflow Lambda (static release, {target})"));
-    // `--target` keeps RUSTFLAGS away from build scripts and proc macros, which must stay dynamic.
-    let build = cmd!(sh, "{cargo} build --profile lambda --locked --target {target} -p gitflow --bin bootstrap")
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .quiet();
+    // Built like the site: the same checkout gives the same zip, so the same content-addressed key.
+    let build = site_image::static_build(
+        &sh,
+        &ctx.root,
+        &["--profile", "lambda", "--locked", "-p", "gitflow", "--bin", "bootstrap"],
+    )
+    .quiet();
     if ctx.printer.verbosity() >= Verbosity::Verbose {
         build.run().context("building the gitflow Lambda; run `cargo build -p gitflow` to see the error")?;
     } else {

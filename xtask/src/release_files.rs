@@ -34,10 +34,9 @@ use serde::Serialize;
 use crate::Ctx;
 use crate::archive::{self, Entry};
 use crate::artifacts;
-use crate::aws::{Aws, Endpoint, error_text};
+use crate::aws::{Aws, error_text};
 use crate::config::{Config, Target, Workload, key_arn};
 use crate::engine::stack::Stacks;
-use crate::local::moto;
 use crate::output::Printer;
 use crate::publish::{self, Pushed};
 use crate::site_image::{self, BuiltImage};
@@ -48,13 +47,7 @@ use render::{Rendered, ServiceFacts, Vars};
 /// running), checking every account's identity first, as `deploy` does.
 pub async fn connect(ctx: &Ctx, target: &Target) -> Result<(Config, Aws)> {
     let config = target.load(&ctx.root)?;
-    let endpoint = if target.local {
-        Endpoint::Local(moto::ensure(&ctx.printer, config.local.emulator_port)?.url)
-    } else {
-        Endpoint::Aws
-    };
-    let aws = Aws::new(&config, endpoint).await;
-    aws.identities(&config).await?;
+    let aws = crate::engine::session::connect(ctx, &config, target.local, false).await?;
     Ok((config, aws))
 }
 
@@ -136,9 +129,13 @@ pub async fn push_everywhere(
     built: &BuiltImage,
 ) -> Result<Vec<Pushed>> {
     try_join_all(config.workloads.iter().map(|workload| async move {
+        let progress = ctx.printer.progress(
+            "Pushing",
+            format!("{} to {} ({}/{})", built.reference, workload.name, workload.account, workload.region),
+        );
         let destination = publish::destination(aws, config, workload, &ctx.printer).await?;
         let pushed = publish::push(docker, aws, &built.reference, &built.tag, &destination).await?;
-        ctx.printer.detail(
+        progress.finish(
             "Pushed",
             format!(
                 "{} ({} of {} layers sent, {} bytes)",

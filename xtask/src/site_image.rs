@@ -135,14 +135,10 @@ fn compile(ctx: &Ctx, commit: &str, build_time: &str) -> Result<PathBuf> {
     ctx.printer.status("Compiling", format!("app (release, static, {TARGET}) at {commit}"));
     let sh = Shell::new()?;
     sh.change_dir(&ctx.root);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let rustflags = rustflags(&ctx.root);
     let quiet = (ctx.printer.verbosity() == Verbosity::Quiet).then_some("--quiet");
-    cmd!(sh, "{cargo} build --release --locked --target {TARGET} -p app {quiet...}")
-        .env("RUSTFLAGS", &rustflags)
-        // These would override RUSTFLAGS or add features; the image must not depend on the caller.
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
+    let mut args = vec!["--release", "--locked", "-p", "app"];
+    args.extend(quiet);
+    static_build(&sh, &ctx.root, &args)
         .env("GBG_GIT_COMMIT", commit)
         .env("GBG_BUILD_TIME", build_time)
         .quiet()
@@ -153,6 +149,18 @@ fn compile(ctx: &Ctx, commit: &str, build_time: &str) -> Result<PathBuf> {
         bail!("cargo reported success but {} is missing", binary.display());
     }
     Ok(binary)
+}
+
+/// `cargo build --target` [`TARGET`] `<args>` of a static binary (the site's, the gitflow
+/// Lambda's) that depends neither on where the tree is nor on the caller's RUSTFLAGS. `--target`
+/// keeps the flags away from build scripts and proc macros, which must stay dynamic.
+pub fn static_build<'a>(sh: &'a Shell, root: &Path, args: &[&str]) -> xshell::Cmd<'a> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    cmd!(sh, "{cargo} build --target {TARGET} {args...}")
+        .env("RUSTFLAGS", rustflags(root))
+        // These would override RUSTFLAGS or add features.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
 }
 
 /// Static linking, and the checkout's and cargo's paths remapped so the binary does not depend on

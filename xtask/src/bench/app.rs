@@ -35,6 +35,7 @@ use xshell::{Shell, cmd};
 
 use crate::Ctx;
 use crate::docker::{ContainerSpec, Docker};
+use crate::http;
 use crate::local::site;
 use crate::output::table;
 use crate::project;
@@ -299,7 +300,7 @@ impl Server {
         Ok(server)
     }
 
-    async fn start_nginx(dir: &Path, page: &site::Reply, cpus: &[usize], workers: usize) -> Result<Server> {
+    async fn start_nginx(dir: &Path, page: &http::Response, cpus: &[usize], workers: usize) -> Result<Server> {
         let port = free_port()?;
         let nginx_dir = dir.join("nginx");
         for sub in ["html", "tmp"] {
@@ -403,7 +404,7 @@ impl Drop for Server {
 }
 
 /// The nginx configuration for the comparison; see the module docs for the choices.
-fn nginx_config(dir: &Path, port: u16, workers: usize, page: &site::Reply, as_root: bool) -> String {
+fn nginx_config(dir: &Path, port: u16, workers: usize, page: &http::Response, as_root: bool) -> String {
     let dir = dir.display();
     let mut config = String::new();
     config
@@ -794,12 +795,13 @@ Transfer/sec:     39.70MB
 
     #[test]
     fn nginx_config_serves_the_page_with_the_apps_headers() {
-        let page = site::Reply {
+        let page = http::Response {
             status: 200,
-            headers: vec![
+            headers: [
                 ("content-security-policy".into(), "default-src 'none'".into()),
                 ("x-content-type-options".into(), "nosniff".into()),
-            ],
+            ]
+            .into(),
             body: b"<html></html>".to_vec(),
         };
         let config = nginx_config(Path::new("/tmp/bench"), 9000, 2, &page, false);

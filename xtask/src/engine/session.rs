@@ -53,6 +53,23 @@ pub async fn open(
     open_config(ctx, config, target.local, inputs, options).await
 }
 
+/// Reaches `config`'s accounts: locally through the emulator (started if it is not running).
+/// Every account's identity is checked first (and printed with `show_identities`), so a missing
+/// credential fails before any change.
+pub async fn connect(ctx: &Ctx, config: &Config, local: bool, show_identities: bool) -> Result<Aws> {
+    let endpoint = if local {
+        Endpoint::Local(moto::ensure(&ctx.printer, config.local.emulator_port)?.url)
+    } else {
+        Endpoint::Aws
+    };
+    let aws = Aws::new(config, endpoint).await;
+    let identities = aws.identities(config).await?;
+    if show_identities {
+        aws::print_identities(&ctx.printer, &identities);
+    }
+    Ok(aws)
+}
+
 /// [`open`] with a config already loaded.
 pub async fn open_config(
     ctx: &Ctx,
@@ -63,17 +80,7 @@ pub async fn open_config(
 ) -> Result<Session> {
     let (plan, index) = topology::plan(&config, &inputs(&config));
     let bodies = prepare(&plan, &ctx.root)?;
-    let endpoint = if local {
-        let emulator = moto::ensure(&ctx.printer, config.local.emulator_port)?;
-        Endpoint::Local(emulator.url)
-    } else {
-        Endpoint::Aws
-    };
-    let aws = Aws::new(&config, endpoint).await;
-    let identities = aws.identities(&config).await?;
-    if options.show_identities {
-        aws::print_identities(&ctx.printer, &identities);
-    }
+    let aws = connect(ctx, &config, local, options.show_identities).await?;
     let method = options.method.unwrap_or(if local { Method::Direct } else { Method::ChangeSet });
     let env = Env {
         config: config.clone(),

@@ -8,15 +8,14 @@
 //! the public port. [`run`] is idempotent: the same image on the same port, already healthy, is
 //! left alone; anything else under that name is replaced.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::docker::{ContainerFacts, ContainerSpec, Docker, PortInUse};
+use crate::http;
 use crate::local::PartStatus;
 use crate::output::Printer;
 use crate::site_image::LABEL_APP;
@@ -279,55 +278,11 @@ fn explain_port(error: anyhow::Error, port: u16) -> anyhow::Error {
     }
 }
 
-/// An HTTP answer, as [`get`] reads it.
-#[derive(Clone, Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
-    }
-}
-
-/// `GET path` on 127.0.0.1:`port` with `Connection: close`: a minimal HTTP/1.1 client for our own
-/// servers (they answer with `Content-Length` bodies), with a 5 s limit.
-pub async fn get(port: u16, path: &str) -> Result<Reply> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: gbg-xtask\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut bytes = Vec::new();
-        stream.read_to_end(&mut bytes).await?;
-        Ok::<_, std::io::Error>(bytes)
-    };
-    let bytes = tokio::time::timeout(Duration::from_secs(5), exchange)
-        .await
-        .with_context(|| format!("GET http://{addr}{path}: no answer within 5 s"))?
-        .with_context(|| format!("GET http://{addr}{path}"))?;
-    parse_reply(&bytes).with_context(|| format!("GET http://{addr}{path}: not an HTTP response"))
-}
-
-fn parse_reply(bytes: &[u8]) -> Result<Reply> {
-    let Some(split) = bytes.windows(4).position(|window| window == b"\r\n\r\n") else {
-        bail!("the response head is incomplete ({} bytes)", bytes.len());
-    };
-    let head = String::from_utf8_lossy(&bytes[..split]);
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let Some(status) = status_line.split(' ').nth(1).and_then(|code| code.parse().ok()) else {
-        bail!("bad status line `{status_line}`");
-    };
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
-        .collect();
-    Ok(Reply { status, headers, body: bytes[split + 4..].to_vec() })
+/// `GET path` on 127.0.0.1:`port` (our own servers) within 5 s: [`http::get`], off the async
+/// runtime's threads.
+pub async fn get(port: u16, path: &str) -> Result<http::Response> {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    tokio::task::spawn_blocking(move || http::get(&url, Duration::from_secs(5))).await?
 }
 
 #[cfg(test)]
@@ -338,16 +293,6 @@ mod tests {
     fn names_containers_by_app_and_colour() {
         assert_eq!(container_name("web", Colour::Blue), "gbg-web-site-blue");
         assert_eq!(container_name("shop", Colour::Green), "gbg-shop-site-green");
-    }
-
-    #[test]
-    fn parses_replies() {
-        let reply = parse_reply(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: \"x\"\r\n\r\nok").unwrap();
-        assert_eq!(reply.status, 200);
-        assert_eq!(reply.header("etag"), Some("\"x\""));
-        assert_eq!(reply.body, b"ok");
-        assert!(parse_reply(b"HTTP/1.1 200 OK\r\n").is_err());
-        assert!(parse_reply(b"garbage\r\n\r\n").is_err());
     }
 
     #[test]
