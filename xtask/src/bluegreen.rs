@@ -32,8 +32,7 @@ use crate::aws::{Aws, error_text};
 use crate::config::{Config, Workload};
 use crate::output::Printer;
 use crate::release_files::manifest::{Artifact, Manifest};
-use crate::release_files::taskdef::TaskDefinition;
-use crate::release_files::{self, APPSPEC_FILE, TASKDEF_FILE, render};
+use crate::release_files::{self, render};
 
 /// How long to follow, and whether to.
 #[derive(Clone, Copy, Debug)]
@@ -175,26 +174,8 @@ pub async fn deploy_workload(
         ));
         return Ok(result);
     }
-    let files = release_files::fetch_artifact(aws, config, artifact).await?;
-    let text = |name: &str| {
-        files
-            .get(name)
-            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
-            .with_context(|| format!("the artifact of workload {} has no {name}", workload.name))
-    };
-    let definition = TaskDefinition::parse(&text(TASKDEF_FILE)?, TASKDEF_FILE)?;
-    if definition.images() != [artifact.image.as_str()] {
-        bail!("the artifact's taskdef deploys {:?}, but the manifest says {}", definition.images(), artifact.image);
-    }
-    let appspec = text(APPSPEC_FILE)?;
-    let spec = render::parse_appspec(&appspec).context("reading the artifact's appspec.yaml")?;
-    if spec.task_definition != render::TASK_DEFINITION_PLACEHOLDER {
-        bail!(
-            "the artifact's appspec.yaml names {} instead of {}",
-            spec.task_definition,
-            render::TASK_DEFINITION_PLACEHOLDER
-        );
-    }
+    let documents = release_files::fetch_artifact(aws, config, artifact).await?;
+    let (definition, appspec) = (documents.task_definition, documents.appspec);
 
     let ecs = aws.ecs(&workload.account, &workload.region).await?;
     let registered = definition

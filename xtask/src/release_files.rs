@@ -673,7 +673,17 @@ async fn check_artifact(s3: &aws_sdk_s3::Client, artifact: &Artifact) -> Check {
 }
 
 /// The artifact's documents deploy the manifest's image and keep the AppSpec placeholder.
-fn check_documents(bytes: &[u8], artifact: &Artifact) -> Result<()> {
+/// An artifact's documents, checked against its manifest entry.
+#[derive(Debug)]
+pub struct Documents {
+    pub task_definition: taskdef::TaskDefinition,
+    /// `appspec.yaml`, with the `<TASK_DEFINITION>` placeholder.
+    pub appspec: String,
+}
+
+/// Unzips an artifact and checks its documents against `artifact`: the taskdef deploys the
+/// manifest's image, imageDetail.json names it, the appspec keeps the placeholder.
+fn check_documents(bytes: &[u8], artifact: &Artifact) -> Result<Documents> {
     let files = unzip(bytes)?;
     let file = |name: &str| {
         files
@@ -690,11 +700,12 @@ fn check_documents(bytes: &[u8], artifact: &Artifact) -> Result<()> {
     if detail["ImageURI"] != artifact.image.as_str() {
         bail!("its imageDetail.json names {}, the manifest says {}", detail["ImageURI"], artifact.image);
     }
-    let spec = render::parse_appspec(&file(APPSPEC_FILE)?).context("reading appspec.yaml")?;
+    let appspec = file(APPSPEC_FILE)?;
+    let spec = render::parse_appspec(&appspec).context("reading appspec.yaml")?;
     if spec.task_definition != render::TASK_DEFINITION_PLACEHOLDER {
         bail!("its appspec.yaml names task definition {} instead of the placeholder", spec.task_definition);
     }
-    Ok(())
+    Ok(Documents { task_definition: definition, appspec })
 }
 
 /// The S3 client and bucket of `workload`'s region, in the tools account.
@@ -721,8 +732,9 @@ pub async fn releases_of(
     Ok((history, current, previous))
 }
 
-/// Downloads an artifact and checks it against the manifest's SHA-256; returns its files.
-pub async fn fetch_artifact(aws: &Aws, config: &Config, artifact: &Artifact) -> Result<BTreeMap<String, Vec<u8>>> {
+/// Downloads an artifact, checks it against the manifest (SHA-256, then its documents) and returns
+/// its documents.
+pub async fn fetch_artifact(aws: &Aws, config: &Config, artifact: &Artifact) -> Result<Documents> {
     let s3 = aws.s3(&config.tools.account, &artifact.region).await?;
     let Some(bytes) = manifest::get_object(&s3, &artifact.bucket, &artifact.key).await? else {
         bail!(
@@ -741,7 +753,7 @@ pub async fn fetch_artifact(aws: &Aws, config: &Config, artifact: &Artifact) -> 
             artifact.sha256
         );
     }
-    unzip(&bytes)
+    check_documents(&bytes, artifact).with_context(|| format!("the artifact of workload {}", artifact.workload))
 }
 
 #[cfg(test)]
