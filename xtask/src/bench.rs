@@ -9,9 +9,20 @@ pub mod app;
 pub mod deploy;
 pub mod publish;
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
 
 use crate::Ctx;
+use crate::local::{daemon, moto};
+use crate::venv::Venv;
+
+/// The image the benches' stacks are deployed with: the stacks need a digest-pinned reference,
+/// and no bench runs tasks.
+pub const STACKS_IMAGE: &str =
+    "bench.local/web@sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Arguments of `cargo xtask bench`.
 #[derive(clap::Args, Debug)]
@@ -36,5 +47,74 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         Command::App(args) => app::run(ctx, args).await,
         Command::Deploy(args) => deploy::run(ctx, args).await,
         Command::Publish(args) => publish::run(ctx, args).await,
+    }
+}
+
+/// A bench's own emulator, on a free port, logging to `<dir>/moto.log`; stopped when dropped.
+pub struct Emulator {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Emulator {
+    /// Starts it with an empty log (the deploy bench counts API calls in it) and waits until it
+    /// answers.
+    pub fn start(venv: &Venv, dir: &Path) -> Result<Emulator> {
+        let port = free_port()?;
+        let log = dir.join("moto.log");
+        let _ = std::fs::remove_file(&log);
+        let args = ["-H".to_string(), "127.0.0.1".into(), "-p".into(), port.to_string()];
+        let child = daemon::spawn(&venv.bin("moto_server"), &args, &log, &dir.join("moto.pid"))?;
+        let mut emulator = Emulator { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !moto::probe(port).unwrap_or(false) {
+            if let Some(status) = emulator.child.try_wait()? {
+                bail!("the bench's emulator exited at start ({status}); its log is {}", emulator.log.display());
+            }
+            if Instant::now() > deadline {
+                bail!("the bench's emulator did not answer within 30 s; its log is {}", emulator.log.display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(emulator)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The median of the finite values; NaN when there is none.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|value| value.is_finite()).collect();
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    if sorted.len() % 2 == 1 { sorted[middle] } else { (sorted[middle - 1] + sorted[middle]) / 2.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_skip_what_is_not_a_number() {
+        for (values, expect) in
+            [(vec![3.0], 3.0), (vec![3.0, 1.0, 2.0], 2.0), (vec![4.0, 1.0, 2.0, 3.0], 2.5), (vec![f64::NAN, 5.0], 5.0)]
+        {
+            assert_eq!(median(&values), expect, "{values:?}");
+        }
+        assert!(median(&[]).is_nan());
     }
 }

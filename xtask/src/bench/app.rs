@@ -33,6 +33,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use xshell::{Shell, cmd};
 
+use super::{free_port, median};
 use crate::Ctx;
 use crate::docker::{ContainerSpec, Docker};
 use crate::http;
@@ -603,10 +604,6 @@ async fn start_to_first_200(docker: &Docker, reference: &str, app: &str) -> Resu
     Ok(result?.as_millis() as u64)
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn summarize(rounds: Vec<Round>, image: &str, image_bytes: u64, start_ms: u64, setup: Setup) -> Report {
     let figures = |server: &str| {
         let mine: Vec<&Round> = rounds.iter().filter(|round| round.server == server).collect();
@@ -643,16 +640,6 @@ fn summarize(rounds: Vec<Round>, image: &str, image_bytes: u64, start_ms: u64, s
 
 fn efficiency(round: &Round) -> f64 {
     if round.cpu_seconds > 0.0 { round.requests as f64 / round.cpu_seconds } else { f64::NAN }
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|value| value.is_finite()).collect();
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted.sort_by(f64::total_cmp);
-    let middle = sorted.len() / 2;
-    if sorted.len() % 2 == 1 { sorted[middle] } else { (sorted[middle - 1] + sorted[middle]) / 2.0 }
 }
 
 fn micros(us: f64) -> String {

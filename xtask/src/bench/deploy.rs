@@ -27,11 +27,12 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use xshell::{Shell, cmd};
 
+use super::{Emulator, STACKS_IMAGE as IMAGE};
 use crate::Ctx;
 use crate::config::Config;
 use crate::engine::topology::{self, ImageSource, Inputs};
 use crate::engine::{Action, Outputs, Param, StepKind};
-use crate::local::{daemon, moto};
+use crate::local::moto;
 use crate::output::{Printer, Verbosity};
 use crate::venv::Venv;
 use crate::{http, lambda, project, template};
@@ -46,8 +47,6 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 }
-
-const IMAGE: &str = "bench.local/web@sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 #[derive(Debug, Serialize)]
 struct Figures {
@@ -67,14 +66,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let venv = Venv::ensure(&ctx.printer)?;
     let dir = project::target_dir().join("bench/deploy");
     std::fs::create_dir_all(&dir)?;
-    let port = free_port()?;
-    let log = dir.join("moto.log");
-    let _ = std::fs::remove_file(&log);
-    let mut emulator = daemon::spawn(&venv.bin("moto_server"), &moto_args(port), &log, &dir.join("moto.pid"))?;
-    let result = measure(ctx, &args, &config, &venv, &dir, port, &log).await;
-    let _ = emulator.kill();
-    let _ = emulator.wait();
-    let figures = result?;
+    let emulator = Emulator::start(&venv, &dir)?;
+    let figures = measure(ctx, &args, &config, &venv, &dir, emulator.port, &emulator.log).await;
+    drop(emulator);
+    let figures = figures?;
     let printer = &ctx.printer;
     printer.text(format!(
         "runbook (aws cli, {} commands): full {:.1}s, no-op {:.1}s, {} API calls",
@@ -94,14 +89,6 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     Ok(())
 }
 
-fn moto_args(port: u16) -> Vec<String> {
-    vec!["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()]
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 async fn measure(
     ctx: &Ctx,
     args: &Args,
@@ -111,13 +98,6 @@ async fn measure(
     port: u16,
     log: &Path,
 ) -> Result<Figures> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !moto::probe(port).unwrap_or(false) {
-        if Instant::now() > deadline {
-            bail!("the bench's emulator did not start; its log is {}", log.display());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let config_path = write_config(&ctx.root.join(&args.config), dir, port)?;
     let ours = |label: &str| -> Result<f64> {
         let clock = Instant::now();
@@ -162,7 +142,7 @@ async fn measure(
 }
 
 /// The config with the emulator port set to the bench's own emulator.
-fn write_config(source: &Path, dir: &Path, port: u16) -> Result<PathBuf> {
+pub(super) fn write_config(source: &Path, dir: &Path, port: u16) -> Result<PathBuf> {
     let text = std::fs::read_to_string(source).with_context(|| format!("reading {}", source.display()))?;
     let mut document: toml_edit::DocumentMut = text.parse().with_context(|| format!("parsing {}", source.display()))?;
     document["local"]["emulator_port"] = toml_edit::value(i64::from(port));

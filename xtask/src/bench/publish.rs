@@ -24,12 +24,13 @@
 //! (`GBG_LOCAL_DIR`) is `target/bench/publish/local`: the checkout's local stack is never touched.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use xshell::{Shell, cmd};
 
+use super::{Emulator, STACKS_IMAGE as IMAGE, median};
 use crate::Ctx;
 use crate::aws::{Aws, Endpoint, error_text};
 use crate::config::Config;
@@ -55,9 +56,6 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 }
-
-/// The image the stacks are first deployed with.
-const IMAGE: &str = "bench.local/web@sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 #[derive(Debug, Serialize)]
 struct Figures {
@@ -102,14 +100,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
     let venv = Venv::ensure(&ctx.printer)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let log = dir.join("moto.log");
-    let args_list = vec!["-H".to_string(), "127.0.0.1".into(), "-p".into(), port.to_string()];
-    let mut emulator = daemon::spawn(&venv.bin("moto_server"), &args_list, &log, &dir.join("moto.pid"))?;
-    let result = measure(ctx, &args, &source, &dir, port, &log).await;
+    let emulator = Emulator::start(&venv, &dir)?;
+    let result = measure(ctx, &args, &source, &dir, emulator.port).await;
     let _ = registry::stop_all();
-    let _ = emulator.kill();
-    let _ = emulator.wait();
+    drop(emulator);
     let figures = result?;
     ctx.printer.text(format!(
         "the Docker engine alone (push only): one region median {:.2}s, {} regions median {:.2}s, ratio {:.2}",
@@ -138,14 +132,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     Ok(())
 }
 
-async fn measure(ctx: &Ctx, args: &Args, source: &Path, dir: &Path, port: u16, log: &Path) -> Result<Figures> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !moto::probe(port).unwrap_or(false) {
-        if Instant::now() > deadline {
-            bail!("the bench's emulator did not start; its log is {}", log.display());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn measure(ctx: &Ctx, args: &Args, source: &Path, dir: &Path, port: u16) -> Result<Figures> {
     let (all_path, one_path) = write_configs(source, dir, port)?;
     ctx.printer.status("Deploying", "the topology on the bench's emulator (untimed)");
     let sh = Shell::new()?;
@@ -319,11 +306,8 @@ impl Bench<'_> {
 
 /// The config pointed at the bench's emulator, and the same with its first workload only.
 fn write_configs(source: &Path, dir: &Path, port: u16) -> Result<(PathBuf, PathBuf)> {
-    let text = std::fs::read_to_string(source).with_context(|| format!("reading {}", source.display()))?;
-    let mut document: toml_edit::DocumentMut = text.parse().with_context(|| format!("parsing {}", source.display()))?;
-    document["local"]["emulator_port"] = toml_edit::value(i64::from(port));
-    let all = dir.join("deploy.toml");
-    std::fs::write(&all, document.to_string())?;
+    let all = super::deploy::write_config(source, dir, port)?;
+    let mut document: toml_edit::DocumentMut = std::fs::read_to_string(&all)?.parse()?;
     if let Some(workloads) = document["workloads"].as_array_of_tables_mut() {
         while workloads.len() > 1 {
             workloads.remove(workloads.len() - 1);
@@ -334,28 +318,9 @@ fn write_configs(source: &Path, dir: &Path, port: u16) -> Result<(PathBuf, PathB
     Ok((all, one))
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => 0.0,
-        length if length % 2 == 1 => sorted[length / 2],
-        length => (sorted[length / 2 - 1] + sorted[length / 2]) / 2.0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn medians() {
-        for (values, expect) in
-            [(vec![], 0.0), (vec![3.0], 3.0), (vec![3.0, 1.0, 2.0], 2.0), (vec![4.0, 1.0, 2.0, 3.0], 2.5)]
-        {
-            assert_eq!(median(&values), expect, "{values:?}");
-        }
-    }
 
     #[test]
     fn the_one_region_config_keeps_the_first_workload() {
