@@ -97,14 +97,15 @@ pub struct PortInUse {
     pub port: u16,
 }
 
-/// What a build needs: the context as a tar archive (see [`tar_context`]), the tag, labels.
+/// What a build needs: the context as a tar archive (see [`tar_context`]) and the tag. Labels go
+/// in the Dockerfile (one LABEL instruction): the engine's `labels` option adds a build step per
+/// label.
 pub struct BuildRequest<'a> {
     pub context: Vec<u8>,
     /// `name:tag`.
     pub tag: &'a str,
     /// The Dockerfile's path inside the context.
     pub dockerfile: &'a str,
-    pub labels: BTreeMap<String, String>,
 }
 
 /// One file of a build context.
@@ -206,7 +207,7 @@ impl Docker {
         Ok(Docker { client: negotiated, endpoint })
     }
 
-    /// The bollard client, for operations this module does not wrap yet (pushes, for one).
+    /// The bollard client, for operations this module does not wrap.
     pub fn client(&self) -> &bollard::Docker {
         &self.client
     }
@@ -218,18 +219,15 @@ impl Docker {
     /// Builds `request` with the classic builder, streaming the build log into a live line (and
     /// detail lines with `--verbose`). Returns the image id. A failed build is an error carrying
     /// the daemon's own message and the last lines of the log.
-    pub async fn build_image(&self, request: &BuildRequest<'_>, printer: &Printer) -> Result<String> {
-        let labels: HashMap<&str, &str> =
-            request.labels.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
+    pub async fn build_image(&self, request: BuildRequest<'_>, printer: &Printer) -> Result<String> {
         let options = BuildImageOptionsBuilder::default()
             .dockerfile(request.dockerfile)
             .t(request.tag)
             .rm(true)
             .forcerm(true)
-            .labels(&labels)
             .build();
         let progress = printer.progress("Building", format!("image {}", request.tag));
-        let body = bollard::body_full(request.context.clone().into());
+        let body = bollard::body_full(request.context.into());
         let mut stream = self.client.build_image(options, None, Some(body));
         let mut image_id = None;
         let mut tail: VecDeque<String> = VecDeque::new();

@@ -13,7 +13,6 @@
 //! [`build`] is the one entry point: `cargo xtask image`, push, deploy, release and the local
 //! stack call it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -99,8 +98,8 @@ pub async fn build(ctx: &Ctx, options: &Options) -> Result<BuiltImage> {
         ContextFile { path: "Dockerfile".into(), bytes: dockerfile, mode: 0o644 },
         ContextFile { path: "app".into(), bytes: binary_bytes.clone(), mode: 0o755 },
     ])?;
-    let request = BuildRequest { context, tag: &reference, dockerfile: "Dockerfile", labels: BTreeMap::new() };
-    let id = docker.build_image(&request, &ctx.printer).await?;
+    let request = BuildRequest { context, tag: &reference, dockerfile: "Dockerfile" };
+    let id = docker.build_image(request, &ctx.printer).await?;
     let Some(facts) = docker.image(&id).await? else {
         bail!("the Docker engine built {reference} ({id}) but cannot find it now; run `cargo xtask image` again");
     };
@@ -119,11 +118,6 @@ pub async fn build(ctx: &Ctx, options: &Options) -> Result<BuiltImage> {
 
 /// The label naming the app an image or container belongs to.
 pub const LABEL_APP: &str = "gbg.app";
-
-/// The reference the current checkout's image has, without building it: `<app>:<tag>`.
-pub fn reference(ctx: &Ctx, config: &Config) -> Result<String> {
-    Ok(format!("{}:{}", config.app, project::revision(&ctx.root)?.tag()))
-}
 
 /// Where `cargo build --release --target` puts the app.
 pub fn binary_path() -> PathBuf {

@@ -60,9 +60,8 @@ pub async fn provision(ctx: &Ctx) -> Result<()> {
     if let Err(error) = Docker::connect().await {
         missing.push(format!("{error:#}"));
     }
-    let sh = Shell::new()?;
-    if cmd!(sh, "docker-registry --version").quiet().ignore_stdout().ignore_stderr().run().is_err() {
-        missing.push("`docker-registry` is not on PATH; install it with `sudo apt-get install docker-registry`".into());
+    if let Err(error) = crate::local::registry::find_program() {
+        missing.push(error.to_string());
     }
     if !missing.is_empty() {
         bail!("the tests cannot run yet:\n  - {}", missing.join("\n  - "));

@@ -11,7 +11,6 @@
 //! new one answering (about a second, its health check interval) the port does not answer. On AWS
 //! the load balancer's listener switches between two running task sets, without such a gap.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -89,7 +88,7 @@ pub async fn shift(docker: &Docker, spec: &ShiftSpec, printer: &Printer) -> Resu
     };
 
     // 1. The new colour beside the old one, on a port of its own, checked.
-    let side_port = free_port()?;
+    let side_port = site::free_port()?;
     printer.status("Starting", format!("{} as {colour} on port {side_port}, beside {}", spec.version, describe(&from)));
     let checked = async {
         site::run(docker, &site_spec(colour, &spec.image, &spec.version, side_port), printer).await?;
@@ -163,10 +162,6 @@ pub async fn check_version(port: u16, version: &str) -> Result<()> {
         bail!("port {port} serves version {} instead of {version}", body["commit"]);
     }
     Ok(())
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?.local_addr()?.port())
 }
 
 /// Docker releases a published port a moment after its container stops.

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::http;
-use crate::local::daemon;
+use crate::local::{daemon, site};
 use crate::output::Printer;
 
 /// A running local registry.
@@ -73,8 +73,8 @@ pub async fn ensure(printer: &Printer, region: &str) -> Result<Registry> {
     }
     let program = find_program()?;
     let port = match registries.get(region) {
-        Some(registry) if port_free(registry.port) => registry.port,
-        _ => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
+        Some(registry) if site::ensure_port_free(registry.port).is_ok() => registry.port,
+        _ => site::free_port()?,
     };
     let storage = daemon::state_dir().join("registry").join(region);
     std::fs::create_dir_all(&storage).with_context(|| format!("creating {}", storage.display()))?;
@@ -124,12 +124,9 @@ pub fn stop_all() -> Result<Vec<String>> {
     Ok(stopped)
 }
 
-fn port_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
 /// `docker-registry` on PATH, or the Debian package to install.
-fn find_program() -> Result<PathBuf> {
+/// The `docker-registry` binary on PATH, or an error with the install command.
+pub fn find_program() -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join("docker-registry"))

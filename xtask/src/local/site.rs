@@ -257,6 +257,11 @@ pub async fn status(docker: &Docker, app: &str) -> Result<Vec<PartStatus>> {
 }
 
 /// Fails with [`PortInUse`] when something on this host already listens on 127.0.0.1:`port`.
+/// A port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?.local_addr()?.port())
+}
+
 pub fn ensure_port_free(port: u16) -> Result<()> {
     match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
         Ok(_listener) => Ok(()),
