@@ -57,8 +57,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
     let results = executor::execute(session.plan.clone(), session.env.clone(), usize::from(args.concurrency)).await;
     let mut summary = Summary::new(&session.plan, &results);
-    summary.site =
-        results.iter().find_map(|result| result.outputs.get("Url").cloned().filter(|_| result.id == "local-site"));
+    summary.site = session.index.local_site.and_then(|step| {
+        results.iter().find(|result| result.step == step).and_then(|result| result.outputs.get("Url").cloned())
+    });
     summary.print(&ctx.printer);
     if let Some(url) = &summary.site {
         ctx.printer.status("Serving", format!("the site at {}", ctx.printer.bold(url)));

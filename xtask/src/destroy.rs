@@ -20,7 +20,7 @@ use crate::config::Target;
 use crate::engine::executor::{Env, StepResult};
 use crate::engine::report::Summary;
 use crate::engine::session::{self, Options};
-use crate::engine::stack::{Action, StackFailed, Stacks};
+use crate::engine::stack::{Action, Stacks};
 use crate::engine::topology::Inputs;
 use crate::engine::{Plan, StepId, StepKind};
 use crate::output::Exit;
@@ -99,15 +99,8 @@ fn gone(action: Action) -> bool {
 }
 
 fn kept_because(plan: &Plan, id: StepId, blocker: StepId) -> StepResult {
-    StepResult {
-        step: id,
-        id: plan.steps[id].id.clone(),
-        action: Action::Skipped,
-        status: "KEPT".into(),
-        detail: Some(format!("kept: {} still exists and depends on it", plan.steps[blocker].id)),
-        seconds: 0.0,
-        outputs: BTreeMap::new(),
-    }
+    let detail = format!("kept: {} still exists and depends on it", plan.steps[blocker].id);
+    StepResult::new(plan, id, Action::Skipped, "KEPT", Some(detail), 0.0)
 }
 
 /// Asks on a terminal whether registries and buckets may be emptied; `false` elsewhere.
@@ -135,15 +128,7 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
     if env.aws.is_local()
         && let Some(gap) = stack.emulator_gap
     {
-        return StepResult {
-            step: id,
-            id: step.id.clone(),
-            action: Action::EmulatorGap,
-            status: "NOT_DEPLOYED".into(),
-            detail: Some(gap.to_string()),
-            seconds: 0.0,
-            outputs: BTreeMap::new(),
-        };
+        return StepResult::new(plan, id, Action::EmulatorGap, "NOT_DEPLOYED", Some(gap.to_string()), 0.0);
     }
     let progress = env.printer.progress("Destroying", &place);
     let outcome = async {
@@ -190,13 +175,10 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
                 _ => "Absent",
             };
             progress.finish(word, format!("{place} in {seconds:.1}s"));
-            StepResult { step: id, id: step.id.clone(), action, status, detail, seconds, outputs: BTreeMap::new() }
+            StepResult::new(plan, id, action, status, detail, seconds)
         }
         Err(error) => {
-            let (status, cause) = match error.downcast_ref::<StackFailed>() {
-                Some(failed) => (failed.status.clone(), failed.root_cause.clone()),
-                None => ("DELETE_FAILED".to_string(), format!("{error:#}")),
-            };
+            let (status, cause) = StepResult::failure(&error, "DELETE_FAILED");
             if env.aws.is_local() && stack.template.ends_with("network.yaml") && cause.contains("DependencyViolation") {
                 // moto has no delete handler for route tables: it drops the stack record and keeps
                 // the VPC. Say so instead of failing; on AWS this path is an ordinary failure.
@@ -205,26 +187,10 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
                     step.id
                 );
                 progress.finish("Left", format!("{place}: emulator gap"));
-                return StepResult {
-                    step: id,
-                    id: step.id.clone(),
-                    action: Action::EmulatorGap,
-                    status: "LEFT_BY_EMULATOR".into(),
-                    detail: Some(note),
-                    seconds,
-                    outputs: BTreeMap::new(),
-                };
+                return StepResult::new(plan, id, Action::EmulatorGap, "LEFT_BY_EMULATOR", Some(note), seconds);
             }
             progress.fail(format!("{place}: {cause}"));
-            StepResult {
-                step: id,
-                id: step.id.clone(),
-                action: Action::Failed,
-                status,
-                detail: Some(cause),
-                seconds,
-                outputs: BTreeMap::new(),
-            }
+            StepResult::new(plan, id, Action::Failed, status, Some(cause), seconds)
         }
     }
 }

@@ -48,6 +48,30 @@ pub struct StepResult {
     pub outputs: BTreeMap<String, String>,
 }
 
+impl StepResult {
+    /// The result of `step` of `plan`, without outputs.
+    pub fn new(
+        plan: &Plan,
+        step: StepId,
+        action: Action,
+        status: impl Into<String>,
+        detail: Option<String>,
+        seconds: f64,
+    ) -> StepResult {
+        let (id, status, outputs) = (plan.steps[step].id.clone(), status.into(), BTreeMap::new());
+        StepResult { step, id, action, status, detail, seconds, outputs }
+    }
+
+    /// The status and the cause of a failed step: a stack's own status and root-cause event, or
+    /// `status` and the whole error chain.
+    pub fn failure(error: &anyhow::Error, status: &str) -> (String, String) {
+        match error.downcast_ref::<StackFailed>() {
+            Some(failed) => (failed.status.clone(), failed.root_cause.clone()),
+            None => (status.to_string(), format!("{error:#}")),
+        }
+    }
+}
+
 /// Runs `plan` and returns one result per step, in plan order.
 pub async fn execute(plan: Arc<Plan>, env: Arc<Env>, concurrency: usize) -> Vec<StepResult> {
     let count = plan.steps.len();
@@ -66,15 +90,8 @@ pub async fn execute(plan: Arc<Plan>, env: Arc<Env>, concurrency: usize) -> Vec<
                 deps.iter().find(|dep| results[**dep].as_ref().is_some_and(|result| !succeeded(result.action)))
             {
                 started[id] = true;
-                results[id] = Some(StepResult {
-                    step: id,
-                    id: plan.steps[id].id.clone(),
-                    action: Action::Skipped,
-                    status: "NOT_STARTED".into(),
-                    detail: Some(format!("skipped: {} did not succeed", plan.steps[*blocker].id)),
-                    seconds: 0.0,
-                    outputs: BTreeMap::new(),
-                });
+                let detail = format!("skipped: {} did not succeed", plan.steps[*blocker].id);
+                results[id] = Some(StepResult::new(&plan, id, Action::Skipped, "NOT_STARTED", Some(detail), 0.0));
                 continue;
             }
             let ready = deps.iter().all(|dep| results[*dep].as_ref().is_some_and(|result| succeeded(result.action)));
@@ -143,20 +160,9 @@ async fn run_step(plan: &Plan, env: &Env, outputs: &Mutex<Outputs>, id: StepId) 
             StepResult { step: id, id: step.id.clone(), action, status, detail: note, seconds, outputs: values }
         }
         Err(error) => {
-            let (status, cause) = match error.downcast_ref::<StackFailed>() {
-                Some(failed) => (failed.status.clone(), failed.root_cause.clone()),
-                None => ("FAILED".to_string(), format!("{error:#}")),
-            };
+            let (status, cause) = StepResult::failure(&error, "FAILED");
             verb.fail(format!("{place}: {cause}"));
-            StepResult {
-                step: id,
-                id: step.id.clone(),
-                action: Action::Failed,
-                status,
-                detail: Some(cause),
-                seconds,
-                outputs: BTreeMap::new(),
-            }
+            StepResult::new(plan, id, Action::Failed, status, Some(cause), seconds)
         }
     }
 }

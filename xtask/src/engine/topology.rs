@@ -46,6 +46,8 @@ pub struct Index {
     pub pipeline: StepId,
     /// Per workload, in config order.
     pub workloads: Vec<WorkloadSteps>,
+    /// Locally, with an image to build: the step that runs the site (its `Url` output).
+    pub local_site: Option<StepId>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -352,7 +354,7 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
             }),
         });
         if inputs.local {
-            plan.add(Step {
+            index.local_site = Some(plan.add(Step {
                 id: "local-site".into(),
                 account: tools.account.clone(),
                 region: tools.region.clone(),
@@ -361,7 +363,7 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
                     reference: Param::output(build, "Reference"),
                     tag: Param::output(build, "Tag"),
                 }),
-            });
+            }));
         }
     }
 
