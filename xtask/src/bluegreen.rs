@@ -241,6 +241,7 @@ async fn follow_deployment(
 ) -> Result<(String, Option<String>, bool)> {
     let deadline = Instant::now() + follow.timeout;
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut events_unreadable = false;
     loop {
         let reply = codedeploy
             .get_deployment()
@@ -257,10 +258,26 @@ async fn follow_deployment(
             );
             return Ok((status, Some(note), true));
         }
-        for (name, event_status) in lifecycle_events(codedeploy, id).await.unwrap_or_default() {
-            if seen.insert((name.clone(), event_status.clone())) {
-                printer.status("Lifecycle", format!("{} ({}): {name} {event_status}", workload.name, workload.region));
+        // The lifecycle lines are progress, not the outcome: an unreadable target is said once and
+        // the deployment's own status still decides.
+        match lifecycle_events(codedeploy, id).await {
+            Ok(events) => {
+                for (name, event_status) in events {
+                    if seen.insert((name.clone(), event_status.clone())) {
+                        printer.status(
+                            "Lifecycle",
+                            format!("{} ({}): {name} {event_status}", workload.name, workload.region),
+                        );
+                    }
+                }
             }
+            Err(error) if !events_unreadable => {
+                events_unreadable = true;
+                printer.note(format!(
+                    "cannot list the lifecycle events of deployment {id} ({error}); following its status only"
+                ));
+            }
+            Err(_) => {}
         }
         match info.status() {
             Some(DeploymentStatus::Succeeded) => return Ok((status, None, true)),
@@ -299,7 +316,10 @@ async fn follow_deployment(
 }
 
 /// The (name, status) of every lifecycle event of an ECS deployment's targets.
-async fn lifecycle_events(codedeploy: &aws_sdk_codedeploy::Client, id: &str) -> Result<Vec<(String, String)>> {
+async fn lifecycle_events(
+    codedeploy: &aws_sdk_codedeploy::Client,
+    id: &str,
+) -> Result<Vec<(String, String)>, aws_sdk_codedeploy::Error> {
     let targets = codedeploy.list_deployment_targets().deployment_id(id).send().await?;
     if targets.target_ids().is_empty() {
         return Ok(Vec::new());
