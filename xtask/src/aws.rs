@@ -11,13 +11,20 @@
 //! under the account of the assumed role. A profile has no meaning against the emulator, so an
 //! account configured with a profile is reached there through the default role instead.
 //!
+//! The pipeline's build acts as another principal ([`Principal::Build`]): CodeBuild's service
+//! role, from the ambient credentials, in the tools account only. It reaches the workloads'
+//! registries cross-account (their repository policies admit the build role) and never assumes a
+//! role, so an account it may not reach fails here, with the fix, rather than at AWS.
+//!
 //! Credentials are never printed: identities are shown by account and ARN only.
+
+pub mod record;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
@@ -25,6 +32,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use futures_util::future::try_join_all;
 
 use crate::config::{Access, Config, DEFAULT_ROLE};
+pub use record::Recorder;
 use crate::output::Printer;
 
 /// Where the AWS calls go.
@@ -34,6 +42,32 @@ pub enum Endpoint {
     Aws,
     /// The local emulator at this URL, e.g. `http://127.0.0.1:4566`.
     Local(String),
+}
+
+/// A service client from `config`, with `recorder` (`Option<Recorder>`) among its interceptors.
+macro_rules! recorded {
+    ($service:ident, $config:expr, $recorder:expr) => {{
+        let mut builder = $service::config::Builder::from($config);
+        if let Some(recorder) = $recorder {
+            builder = builder.interceptor(recorder);
+        }
+        $service::Client::from_conf(builder.build())
+    }};
+}
+pub(crate) use recorded;
+
+/// Whom the xtask acts as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Principal {
+    /// An operator: the tools identity, and every workload account through its configured access.
+    #[default]
+    Operator,
+    /// The pipeline's build: CodeBuild's service role (`<app>-build`), which CodeBuild hands the
+    /// build as its credentials (https://docs.aws.amazon.com/codebuild/latest/userguide/setting-up-service-role.html).
+    /// It reaches the tools account only; locally the same ambient credentials, pointed at the
+    /// emulator.
+    Build,
 }
 
 /// The session name the xtask's assumed roles carry; visible in CloudTrail of every account.
@@ -59,6 +93,8 @@ struct Inner {
     clients: Mutex<HashMap<ClientKey, Box<dyn Any + Send + Sync>>>,
     /// How each account of the config is reached.
     access: HashMap<String, AccountAccess>,
+    principal: Principal,
+    tools_account: String,
 }
 
 /// A cached client: its type, account and region.
@@ -82,16 +118,40 @@ pub struct Identity {
 }
 
 impl Aws {
-    /// Prepares access for every account of `config`. Makes no AWS call.
+    /// Prepares an operator's access to every account of `config`. Makes no AWS call.
     pub async fn new(config: &Config, endpoint: Endpoint) -> Aws {
+        Aws::new_as(config, endpoint, Principal::Operator).await
+    }
+
+    /// Prepares `principal`'s access: an operator's to every account of `config`, the build's to
+    /// the tools account alone. Makes no AWS call.
+    pub async fn new_as(config: &Config, endpoint: Endpoint, principal: Principal) -> Aws {
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).region(Region::new(config.tools.region.clone()));
         if let Endpoint::Local(url) = &endpoint {
-            let credentials = Credentials::new(LOCAL_ACCESS_KEY, "gbg-local-secret", None, None, "gbg-local");
-            loader = loader.endpoint_url(url).credentials_provider(credentials);
+            loader = loader.endpoint_url(url);
+            // The build keeps the credentials it was given (the build role's, assumed by the
+            // pipeline rehearsal); an operator starts from the emulator's base identity.
+            if principal == Principal::Operator {
+                let credentials = Credentials::new(LOCAL_ACCESS_KEY, "gbg-local-secret", None, None, "gbg-local");
+                loader = loader.credentials_provider(credentials);
+            }
         }
         let base = loader.load().await;
         let local = matches!(endpoint, Endpoint::Local(_));
+        let inner = |access| Inner {
+            base,
+            endpoint,
+            accounts: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+            access,
+            principal,
+            tools_account: config.tools.account.clone(),
+        };
+        if principal == Principal::Build {
+            let access = HashMap::from([(config.tools.account.clone(), AccountAccess::Base)]);
+            return Aws { inner: Arc::new(inner(access)) };
+        }
         let mut access = HashMap::new();
         let tools = match (&config.tools.access, local) {
             (Access::Default, false) => AccountAccess::Base,
@@ -109,14 +169,34 @@ impl Aws {
             // Two entries for one account must agree; the tools account's access wins otherwise.
             access.entry(workload.account.clone()).or_insert(how);
         }
-        Aws {
-            inner: Arc::new(Inner {
-                base,
-                endpoint,
-                accounts: Mutex::new(HashMap::new()),
-                clients: Mutex::new(HashMap::new()),
-                access,
-            }),
+        Aws { inner: Arc::new(inner(access)) }
+    }
+
+    /// Whom the calls into `account` are meant to run as, for the call log (`aws/record.rs`).
+    fn principal_label(&self, account: &str) -> String {
+        let build = if self.inner.principal == Principal::Build { "build:" } else { "" };
+        match self.inner.access.get(account) {
+            Some(AccountAccess::Base) => format!("{build}default-chain"),
+            Some(AccountAccess::Profile(profile)) => format!("profile:{profile}"),
+            Some(AccountAccess::Role(role)) => format!("arn:aws:iam::{account}:role/{role}"),
+            None => "unknown".to_string(),
+        }
+    }
+
+    pub fn principal(&self) -> Principal {
+        self.inner.principal
+    }
+
+    /// The account whose ECR API serves `workload`'s registry for this principal, and the registry
+    /// id to name: an operator asks the workload's own account; the build asks its own (tools)
+    /// account, naming the workload's registry, whose repository policy admits the build role. An
+    /// ECR token "can be used to access any Amazon ECR registry that your IAM principal has access
+    /// to" (https://docs.aws.amazon.com/AmazonECR/latest/userguide/registry_auth.html), so the
+    /// build's own token serves every workload's registry.
+    pub fn registry_access<'a>(&'a self, registry_account: &'a str) -> (&'a str, Option<&'a str>) {
+        match self.inner.principal {
+            Principal::Operator => (registry_account, None),
+            Principal::Build => (self.inner.tools_account.as_str(), Some(registry_account)),
         }
     }
 
@@ -138,17 +218,29 @@ impl Aws {
         if let Some(config) = self.inner.accounts.lock().expect("account cache").get(account) {
             return Ok(config.clone());
         }
-        let access =
-            self.inner.access.get(account).with_context(|| format!("account {account} is not in the config"))?.clone();
+        let Some(access) = self.inner.access.get(account).cloned() else {
+            if self.inner.principal == Principal::Build {
+                bail!(
+                    "the build reaches only the tools account, yet was about to call account {account}: \
+                     the pipeline's build role cannot assume roles in other accounts (cfn/tools/build.yaml)"
+                );
+            }
+            bail!("account {account} is not in the config");
+        };
         let config = match access {
             AccountAccess::Base => self.inner.base.clone(),
             AccountAccess::Role(role) => {
                 let arn = format!("arn:aws:iam::{account}:role/{role}");
-                let provider = AssumeRoleProvider::builder(arn)
-                    .session_name(SESSION_NAME)
-                    .configure(&self.inner.base)
-                    .build()
-                    .await;
+                // A workload's role is assumed by the tools identity (README), which is itself a
+                // profile or an assumed role when the config says so; the tools account's own role
+                // is assumed from the base credentials.
+                let source = if account == self.inner.tools_account {
+                    self.inner.base.clone()
+                } else {
+                    Box::pin(self.account_config(&self.inner.tools_account)).await?
+                };
+                let provider =
+                    AssumeRoleProvider::builder(arn).session_name(SESSION_NAME).configure(&source).build().await;
                 self.inner.base.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build()
             }
             AccountAccess::Profile(profile) => {
@@ -170,18 +262,22 @@ impl Aws {
     }
 
     pub async fn cloudformation(&self, account: &str, region: &str) -> Result<aws_sdk_cloudformation::Client> {
-        self.client(account, region, |config| aws_sdk_cloudformation::Client::new(config)).await
+        self.client(account, region, |config, recorder| recorded!(aws_sdk_cloudformation, config, recorder)).await
     }
 
     pub async fn sts(&self, account: &str, region: &str) -> Result<aws_sdk_sts::Client> {
-        self.client(account, region, |config| aws_sdk_sts::Client::new(config)).await
+        self.client(account, region, |config, recorder| recorded!(aws_sdk_sts, config, recorder)).await
     }
 
     /// S3 with path-style addressing locally: `bucket.127.0.0.1` does not resolve.
     pub async fn s3(&self, account: &str, region: &str) -> Result<aws_sdk_s3::Client> {
         let local = self.is_local();
-        self.client(account, region, |config| {
-            aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(local).build())
+        self.client(account, region, |config, recorder| {
+            let mut builder = aws_sdk_s3::config::Builder::from(config).force_path_style(local);
+            if let Some(recorder) = recorder {
+                builder = builder.interceptor(recorder);
+            }
+            aws_sdk_s3::Client::from_conf(builder.build())
         })
         .await
     }
@@ -191,7 +287,7 @@ impl Aws {
         &self,
         account: &str,
         region: &str,
-        make: impl FnOnce(&SdkConfig) -> C,
+        make: impl FnOnce(&SdkConfig, Option<Recorder>) -> C,
     ) -> Result<C> {
         let key = (TypeId::of::<C>(), account.to_string(), region.to_string());
         if let Some(client) = self.inner.clients.lock().expect("client cache").get(&key)
@@ -199,48 +295,50 @@ impl Aws {
         {
             return Ok(client.clone());
         }
-        let client = make(&self.sdk_config(account, region).await?);
+        let recorder = Recorder::from_env(&self.principal_label(account), account, region);
+        let client = make(&self.sdk_config(account, region).await?, recorder);
         self.inner.clients.lock().expect("client cache").insert(key, Box::new(client.clone()));
         Ok(client)
     }
 
     pub async fn kms(&self, account: &str, region: &str) -> Result<aws_sdk_kms::Client> {
-        self.client(account, region, |config| aws_sdk_kms::Client::new(config)).await
+        self.client(account, region, |config, recorder| recorded!(aws_sdk_kms, config, recorder)).await
     }
 
     pub async fn ecr(&self, account: &str, region: &str) -> Result<aws_sdk_ecr::Client> {
-        self.client(account, region, |config| aws_sdk_ecr::Client::new(config)).await
+        self.client(account, region, |config, recorder| recorded!(aws_sdk_ecr, config, recorder)).await
     }
 
     pub async fn ecs(&self, account: &str, region: &str) -> Result<aws_sdk_ecs::Client> {
-        self.client(account, region, |config| aws_sdk_ecs::Client::new(config)).await
+        self.client(account, region, |config, recorder| recorded!(aws_sdk_ecs, config, recorder)).await
     }
 
     pub async fn elbv2(&self, account: &str, region: &str) -> Result<aws_sdk_elasticloadbalancingv2::Client> {
-        self.client(account, region, |config| aws_sdk_elasticloadbalancingv2::Client::new(config)).await
+        self.client(account, region, |config, recorder| recorded!(aws_sdk_elasticloadbalancingv2, config, recorder)).await
     }
 
     pub async fn codedeploy(&self, account: &str, region: &str) -> Result<aws_sdk_codedeploy::Client> {
-        self.client(account, region, |config| aws_sdk_codedeploy::Client::new(config)).await
+        self.client(account, region, |config, recorder| recorded!(aws_sdk_codedeploy, config, recorder)).await
     }
 
     pub async fn codepipeline(&self, account: &str, region: &str) -> Result<aws_sdk_codepipeline::Client> {
-        self.client(account, region, |config| aws_sdk_codepipeline::Client::new(config)).await
+        self.client(account, region, |config, recorder| recorded!(aws_sdk_codepipeline, config, recorder)).await
     }
 
     pub async fn codecommit(&self, account: &str, region: &str) -> Result<aws_sdk_codecommit::Client> {
-        self.client(account, region, |config| aws_sdk_codecommit::Client::new(config)).await
+        self.client(account, region, |config, recorder| recorded!(aws_sdk_codecommit, config, recorder)).await
     }
 
     pub async fn codebuild(&self, account: &str, region: &str) -> Result<aws_sdk_codebuild::Client> {
-        self.client(account, region, |config| aws_sdk_codebuild::Client::new(config)).await
+        self.client(account, region, |config, recorder| recorded!(aws_sdk_codebuild, config, recorder)).await
     }
 
     /// Asks STS who each account of the config is, in parallel, and checks that each identity
     /// belongs to the account the config names. The first call that touches AWS.
     pub async fn identities(&self, config: &Config) -> Result<Vec<Identity>> {
         let mut wanted = vec![("tools".to_string(), config.tools.account.clone(), config.tools.region.clone())];
-        for workload in &config.workloads {
+        // The build reaches the tools account alone.
+        for workload in config.workloads.iter().filter(|_| self.inner.principal == Principal::Operator) {
             wanted.push((workload.name.clone(), workload.account.clone(), workload.region.clone()));
         }
         try_join_all(wanted.into_iter().map(|(label, account, region)| async move {
@@ -272,6 +370,11 @@ impl Aws {
     }
 
     fn access_fix(&self, label: &str) -> String {
+        if self.inner.principal == Principal::Build {
+            return "the build uses the credentials it is given: in CodeBuild the project's service role, \
+                    locally the build role that `cargo xtask pipeline run --local` assumes"
+                .to_string();
+        }
         match self.inner.endpoint {
             Endpoint::Local(_) => "is the local emulator running? `cargo xtask local status` shows it".to_string(),
             Endpoint::Aws if label == "tools" => {

@@ -52,8 +52,9 @@ pub struct BuildArgs {
     /// The folder the pipeline's build action exports (buildspec.yaml's base-directory).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Skip `check` (lint and tests), e.g. when the same commit was just validated.
-    #[arg(long)]
+    /// Skip `check` (lint and tests), e.g. when the same commit was just validated; also set by
+    /// `GBG_CI_SKIP_CHECK=1` in the build's environment (`cargo xtask pipeline run --skip-check`).
+    #[arg(long, env = "GBG_CI_SKIP_CHECK", value_parser = clap::builder::BoolishValueParser::new())]
     pub skip_check: bool,
 }
 
@@ -72,7 +73,9 @@ fn check(ctx: &Ctx) -> Result<()> {
 }
 
 fn build(ctx: &Ctx, args: BuildArgs) -> Result<()> {
-    if !args.skip_check {
+    if args.skip_check {
+        ctx.printer.note("ci build: lint and tests skipped (--skip-check or GBG_CI_SKIP_CHECK)");
+    } else {
         check(ctx)?;
     }
     let out = args.out.unwrap_or_else(release_files::default_out_dir);
@@ -80,14 +83,19 @@ fn build(ctx: &Ctx, args: BuildArgs) -> Result<()> {
     if args.target.local {
         target.push("--local".into());
     }
-    let mut package = vec!["package".to_string(), "--out".into(), out.display().to_string()];
+    // The build acts as CodeBuild's service role: the tools account only (`aws.rs`, `Principal`).
+    let mut package = vec!["package".to_string(), "--as-build".into(), "--out".into(), out.display().to_string()];
     if let Some(digest) = &args.image_digest {
         package.extend(["--image-digest".to_string(), digest.clone()]);
     }
     package.extend(target.clone());
     step(ctx, "package", &package)?;
-    let mut verify =
-        vec!["verify-release".to_string(), "--manifest".into(), out.join(MANIFEST_FILE).display().to_string()];
+    let mut verify = vec![
+        "verify-release".to_string(),
+        "--as-build".into(),
+        "--manifest".into(),
+        out.join(MANIFEST_FILE).display().to_string(),
+    ];
     verify.extend(target);
     step(ctx, "verify-release", &verify)?;
     ctx.printer.status(

@@ -32,8 +32,9 @@ pub struct Target {
     /// The topology file.
     #[arg(long, default_value = "deploy.toml", value_name = "PATH")]
     pub config: PathBuf,
-    /// Run against the local stack (AWS emulator and Docker registries on 127.0.0.1) instead of AWS.
-    #[arg(long)]
+    /// Run against the local stack (AWS emulator and Docker registries on 127.0.0.1) instead of AWS;
+    /// also set by GBG_LOCAL=1 (how the pipeline rehearsal's build reaches the local stack).
+    #[arg(long, env = "GBG_LOCAL", value_parser = clap::builder::BoolishValueParser::new())]
     pub local: bool,
 }
 

@@ -94,6 +94,11 @@ pub enum Action {
     /// the manifest beside them, the histories (`release_files.rs`). `images` holds each
     /// workload's digest-pinned reference, in config order. Outputs `Release` (the manifest id).
     PackageRelease { images: Vec<Param>, digest: Param, version: Param },
+    /// Publishes what releases need of the deployed stacks (the key's id, each workload's roles
+    /// and log group) to the tools region's artifact bucket, where the pipeline's build may read
+    /// it (`release_files/targets.rs`). `services` holds each workload's execution role, task role
+    /// and log group, in config order. Outputs `Bucket`, `Key`.
+    PublishTargets { key_id: Param, services: Vec<[Param; 3]> },
     /// Locally: runs the site's image as a container on the config's site port. Outputs `Url`.
     LocalSite { reference: Param, tag: Param },
     /// Builds the gitflow Lambda's zip (`lambda.rs`). Outputs `ZipPath`, `Sha256`, `ObjectKey`.
@@ -113,6 +118,7 @@ impl Action {
             Action::PushImage { .. } => "push the image",
             Action::SameDigest { .. } => "check every registry holds the same image",
             Action::PackageRelease { .. } => "package the release artifacts",
+            Action::PublishTargets { .. } => "publish the release targets",
             Action::LocalSite { .. } => "run the site locally",
             Action::BuildLambda => "build the gitflow Lambda",
             Action::Upload { .. } => "upload an artifact",
@@ -132,6 +138,9 @@ impl Action {
             Action::SameDigest { digests } => digests.iter().flat_map(Param::sources).collect(),
             Action::PackageRelease { images, digest, version } => {
                 images.iter().chain([digest, version]).flat_map(Param::sources).collect()
+            }
+            Action::PublishTargets { key_id, services } => {
+                services.iter().flatten().chain([key_id]).flat_map(Param::sources).collect()
             }
             Action::Upload { file, bucket, object_key, kms_key_arn } => {
                 [file, bucket, object_key, kms_key_arn].iter().flat_map(|param| param.sources()).collect()

@@ -22,6 +22,7 @@ pub mod lint;
 pub mod local;
 pub mod output;
 pub mod package;
+pub mod pipeline;
 pub mod plan;
 pub mod project;
 pub mod publish;

@@ -60,6 +60,8 @@ enum Command {
     Rollback(rollback::Args),
     /// The steps CodeBuild runs (`ci build`, `ci check`).
     Ci(ci::Args),
+    /// Rehearse the deployed pipeline on this machine, stage by stage, as AWS would run it.
+    Pipeline(pipeline::Args),
     /// Set up the source repository's branches for the gitflow.
     Gitflow(gitflow::Args),
     /// Validate deploy.toml and show the topology it resolves to.
@@ -123,6 +125,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Release(args) => release::run(ctx, args).await,
         Command::Rollback(args) => rollback::run(ctx, args).await,
         Command::Ci(args) => ci::run(ctx, args).await,
+        Command::Pipeline(args) => pipeline::run(ctx, args).await,
         Command::Gitflow(args) => gitflow::run(ctx, args).await,
         Command::Config(args) => config_check::run(ctx, args).await,
     }

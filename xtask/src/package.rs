@@ -1,5 +1,6 @@
 //! `cargo xtask package`: builds this checkout's image and pushes it to every workload's registry
-//! (or takes an image already pushed, `--image-digest`), then renders every workload's `taskdef.json`, `appspec.yaml` and
+//! (or finds it there already under the checkout's tag, or takes an image already pushed,
+//! `--image-digest`), then renders every workload's `taskdef.json`, `appspec.yaml` and
 //! `imageDetail.json`, zips them deterministically, uploads each zip to its region's artifact
 //! bucket (SSE-KMS under that region's key, content-addressed, never twice), writes the release
 //! manifest beside them and records the release in each workload's history
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 
 use crate::Ctx;
+use crate::aws::Principal;
 use crate::config::Target;
 use crate::project;
 use crate::release_files::{self, ImageSet, Options};
@@ -37,10 +39,16 @@ pub struct Args {
     /// Print the release manifest and what was uploaded as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Act as the pipeline's build does (what `cargo xtask ci build` passes): with the credentials
+    /// given (CodeBuild's service role), in the tools account only, pushing with the build role's
+    /// own ECR token.
+    #[arg(long)]
+    pub as_build: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let (config, aws) = release_files::connect(ctx, &args.target).await?;
+    let principal = if args.as_build { Principal::Build } else { Principal::Operator };
+    let (config, aws) = release_files::connect_as(ctx, &args.target, principal).await?;
     let images = match &args.image_digest {
         Some(digest) => {
             let version = match args.image_version {
@@ -52,7 +60,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         None if args.dry_run => bail!(
             "a dry run pushes nothing, so it needs the image: pass --image-digest sha256:... (or run without --dry-run)"
         ),
-        None => release_files::publish_image(ctx, &aws, &config).await?.images,
+        None => release_files::checkout_image(ctx, &aws, &config).await?,
     };
     // A dry run leaves the artifact folder alone: what it holds was uploaded, and `verify-release`
     // reads it.

@@ -54,15 +54,17 @@ pub struct Pushed {
     pub bytes_pushed: u64,
 }
 
-/// The registry of `workload`, with credentials from ECR.
+/// The registry of `workload`, with credentials from ECR: the operator's token from the workload's
+/// own account, or the build's from the tools account (`Aws::registry_access`).
 pub async fn destination(aws: &Aws, config: &Config, workload: &Workload, printer: &Printer) -> Result<Destination> {
-    let ecr = aws.ecr(&workload.account, &workload.region).await?;
+    let (client_account, registry_id) = aws.registry_access(&workload.account);
+    let ecr = aws.ecr(client_account, &workload.region).await?;
     let token = ecr
         .get_authorization_token()
         .send()
         .await
         .map_err(|error| anyhow!(error_text(&error)))
-        .with_context(|| format!("getting an ECR token in {}/{}", workload.account, workload.region))?;
+        .with_context(|| format!("getting an ECR token in {client_account}/{}", workload.region))?;
     let data = token.authorization_data().first().context("ECR returned no authorization data")?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(data.authorization_token().unwrap_or_default())
@@ -74,8 +76,14 @@ pub async fn destination(aws: &Aws, config: &Config, workload: &Workload, printe
     let host = if aws.is_local() {
         registry::ensure(printer, &workload.region).await?.host()
     } else {
+        // The token's endpoint names the caller's own registry; another account's registry has
+        // the same host but for its account id.
         let endpoint = data.proxy_endpoint().unwrap_or_default();
-        endpoint.trim_start_matches("https://").trim_end_matches('/').to_string()
+        let own = endpoint.trim_start_matches("https://").trim_end_matches('/');
+        match registry_id {
+            Some(registry) => registry_host(own, client_account, registry)?,
+            None => own.to_string(),
+        }
     };
     Ok(Destination {
         workload: workload.name.clone(),
@@ -87,6 +95,14 @@ pub async fn destination(aws: &Aws, config: &Config, workload: &Workload, printe
         username: username.to_string(),
         password: password.to_string(),
     })
+}
+
+/// `<registry>.dkr.ecr.<region>.<suffix>` from the caller's own registry host `<own>.dkr.ecr...`.
+fn registry_host(own_host: &str, own_account: &str, registry: &str) -> Result<String> {
+    match own_host.strip_prefix(own_account) {
+        Some(rest) if rest.starts_with(".dkr.ecr.") => Ok(format!("{registry}{rest}")),
+        _ => bail!("ECR's proxy endpoint `{own_host}` is not the registry of account {own_account}"),
+    }
 }
 
 /// Pushes the local image `source` (`<app>:<tag>`) as `<host>/<repository>:<tag>` and returns the
@@ -125,7 +141,21 @@ const MANIFEST_TYPES: &str =
 /// The digest the registry itself reports for `tag`: from the registry protocol locally (and the
 /// manifest recorded in the emulator's ECR), from ECR's DescribeImages on AWS.
 pub async fn registry_digest(aws: &Aws, destination: &Destination, tag: &str) -> Result<String> {
-    let ecr = aws.ecr(&destination.account, &destination.region).await?;
+    match find_digest(aws, destination, tag).await? {
+        Some(digest) => Ok(digest),
+        None => {
+            bail!("{}/{}:{tag} was pushed, but the registry does not list it", destination.host, destination.repository)
+        }
+    }
+}
+
+/// The digest `destination` holds under `tag`, or `None` when it has no such tag. Locally the
+/// manifest is also recorded in the emulator's ECR, as ECR does at the end of a push, where the
+/// principal may: the emulator keeps each account's ECR apart and ignores `registryId`, so the
+/// build's cross-account record cannot be made there (the registry protocol still proves the push).
+pub async fn find_digest(aws: &Aws, destination: &Destination, tag: &str) -> Result<Option<String>> {
+    let (client_account, registry_id) = aws.registry_access(&destination.account);
+    let ecr = aws.ecr(client_account, &destination.region).await?;
     if destination.local {
         let url = format!("http://{}/v2/{}/manifests/{tag}", destination.host, destination.repository);
         let fetch = url.clone();
@@ -133,12 +163,17 @@ pub async fn registry_digest(aws: &Aws, destination: &Destination, tag: &str) ->
             http::request("GET", &fetch, &[("Accept", MANIFEST_TYPES)], &[], Duration::from_secs(10))
         })
         .await??;
+        if answer.status == 404 {
+            return Ok(None);
+        }
         if answer.status != 200 {
             bail!("{url} answered HTTP {}", answer.status);
         }
         let digest =
             answer.header("docker-content-digest").context("the registry sent no Docker-Content-Digest")?.to_string();
-        // Record the manifest in the emulator's ECR, as ECR does at the end of a push.
+        if registry_id.is_some() {
+            return Ok(Some(digest));
+        }
         let recorded = ecr
             .put_image()
             .repository_name(&destination.repository)
@@ -156,24 +191,27 @@ pub async fn registry_digest(aws: &Aws, destination: &Destination, tag: &str) ->
                 });
             }
         }
-        return Ok(digest);
+        return Ok(Some(digest));
     }
     let described = ecr
         .describe_images()
+        .set_registry_id(registry_id.map(str::to_string))
         .repository_name(&destination.repository)
         .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(tag).build())
         .send()
-        .await
-        .map_err(|error| anyhow!(error_text(&error)))
-        .with_context(|| {
-            format!("describing {}:{tag} in {}/{}", destination.repository, destination.account, destination.region)
-        })?;
-    described
-        .image_details()
-        .first()
-        .and_then(|image| image.image_digest())
-        .map(str::to_string)
-        .with_context(|| format!("ECR lists no {}:{tag}", destination.repository))
+        .await;
+    let described = match described {
+        Ok(described) => described,
+        Err(error) if error.as_service_error().is_some_and(|service| service.is_image_not_found_exception()) => {
+            return Ok(None);
+        }
+        Err(error) => {
+            return Err(anyhow!(error_text(&error))).with_context(|| {
+                format!("describing {}:{tag} in {}/{}", destination.repository, destination.account, destination.region)
+            });
+        }
+    };
+    Ok(described.image_details().first().and_then(|image| image.image_digest()).map(str::to_string))
 }
 
 /// Checks that every push landed the same digest; the error lists them all.
@@ -185,4 +223,25 @@ pub fn same_digest(pushes: &[Pushed]) -> Result<String> {
     let listed: Vec<String> =
         pushes.iter().map(|push| format!("{} ({}): {}", push.workload, push.region, push.digest)).collect();
     bail!("the registries hold different digests for one image:\n  {}", listed.join("\n  "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_accounts_registry_has_the_same_host_but_for_the_account() {
+        let check = |own: &str, expect: &str| {
+            assert_eq!(
+                registry_host(own, "111111111111", "222222222222").map_err(|error| error.to_string()),
+                expect.strip_prefix("error: ").map_or_else(|| Ok(expect.to_string()), |error| Err(error.to_string()))
+            )
+        };
+        check("111111111111.dkr.ecr.eu-west-1.amazonaws.com", "222222222222.dkr.ecr.eu-west-1.amazonaws.com");
+        check("111111111111.dkr.ecr.cn-north-1.amazonaws.com.cn", "222222222222.dkr.ecr.cn-north-1.amazonaws.com.cn");
+        check(
+            "333333333333.dkr.ecr.eu-west-1.amazonaws.com",
+            "error: ECR's proxy endpoint `333333333333.dkr.ecr.eu-west-1.amazonaws.com` is not the registry of account 111111111111",
+        );
+    }
 }

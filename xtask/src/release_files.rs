@@ -19,6 +19,7 @@
 
 pub mod manifest;
 pub mod render;
+pub mod targets;
 pub mod taskdef;
 
 use std::collections::BTreeMap;
@@ -34,20 +35,27 @@ use serde::Serialize;
 use crate::Ctx;
 use crate::archive::{self, Entry};
 use crate::artifacts;
-use crate::aws::{Aws, error_text};
-use crate::config::{Config, Target, Workload, key_arn};
-use crate::engine::stack::Stacks;
+use crate::aws::{Aws, Principal, error_text};
+use crate::config::{Config, Target, Workload};
 use crate::output::Printer;
 use crate::publish::{self, Pushed};
 use crate::site_image::{self, BuiltImage};
 use manifest::{Artifact, History, Manifest};
 use render::{Rendered, ServiceFacts, Vars};
+pub use targets::Targets;
 
-/// Reads the config and reaches its accounts: locally through the emulator (started if it is not
-/// running), checking every account's identity first, as `deploy` does.
+/// Reads the config and reaches its accounts as an operator: locally through the emulator
+/// (started if it is not running), checking every account's identity first, as `deploy` does.
 pub async fn connect(ctx: &Ctx, target: &Target) -> Result<(Config, Aws)> {
+    connect_as(ctx, target, Principal::Operator).await
+}
+
+/// [`connect`] as `principal`: the pipeline's build reaches the tools account alone, and prints
+/// the identity it runs as (the build role in CodeBuild).
+pub async fn connect_as(ctx: &Ctx, target: &Target, principal: Principal) -> Result<(Config, Aws)> {
     let config = target.load(&ctx.root)?;
-    let aws = crate::engine::session::connect(ctx, &config, target.local, false).await?;
+    let show = principal == Principal::Build;
+    let aws = crate::engine::session::connect_as(ctx, &config, target.local, principal, show).await?;
     Ok((config, aws))
 }
 
@@ -120,6 +128,74 @@ pub async fn publish_image(ctx: &Ctx, aws: &Aws, config: &Config) -> Result<Publ
     Ok(Published { built, pushes, images })
 }
 
+/// This checkout's image in every workload's registry: the one already there under the checkout's
+/// tag, or else built and pushed now. The tag names the commit (and a dirty tree's content), and
+/// the registries' tags are immutable, so an image found under it everywhere, with one digest, is
+/// this checkout's build: a second pipeline run on one commit builds and pushes nothing. A tag
+/// found in some registries only is an earlier run cut short; a new build would not reproduce its
+/// bytes, so that is an error with the fix.
+pub async fn checkout_image(ctx: &Ctx, aws: &Aws, config: &Config) -> Result<ImageSet> {
+    let tag = crate::project::revision(&ctx.root)?.tag();
+    let found = try_join_all(config.workloads.iter().map(|workload| {
+        let tag = &tag;
+        async move {
+            let destination = publish::destination(aws, config, workload, &ctx.printer).await?;
+            let digest = publish::find_digest(aws, &destination, tag).await?;
+            let reference = format!("{}/{}", destination.host, destination.repository);
+            Ok::<_, anyhow::Error>((workload, reference, digest))
+        }
+    }))
+    .await?;
+    if found.iter().all(|(_, _, digest)| digest.is_none()) {
+        return Ok(publish_image(ctx, aws, config).await?.images);
+    }
+    let missing: Vec<&str> =
+        found.iter().filter(|(_, _, digest)| digest.is_none()).map(|(workload, _, _)| workload.name.as_str()).collect();
+    if !missing.is_empty() {
+        let holders: Vec<String> = found
+            .iter()
+            .filter(|(_, _, digest)| digest.is_some())
+            .map(|(workload, _, _)| {
+                format!(
+                    "aws ecr batch-delete-image --registry-id {} --region {} --repository-name {} --image-ids imageTag={tag}",
+                    workload.account, workload.region, config.app
+                )
+            })
+            .collect();
+        bail!(
+            "image tag {tag} is in some registries but not in those of {}: an earlier push was cut short, and a new \
+             build cannot reproduce its bytes under the immutable tag. Delete the tag where it is, then run again:\n  {}",
+            missing.join(", "),
+            holders.join("\n  ")
+        );
+    }
+    let digests: Vec<String> = found.iter().filter_map(|(_, _, digest)| digest.clone()).collect();
+    let pushes: Vec<Pushed> = found
+        .iter()
+        .map(|(workload, reference, digest)| {
+            let digest = digest.clone().unwrap_or_default();
+            Pushed {
+                workload: workload.name.clone(),
+                account: workload.account.clone(),
+                region: workload.region.clone(),
+                image_uri: format!("{reference}@{digest}"),
+                digest,
+                layers_pushed: 0,
+                layers_total: 0,
+                bytes_pushed: 0,
+            }
+        })
+        .collect();
+    let digest = publish::same_digest(&pushes)?;
+    debug_assert!(digests.iter().all(|found| *found == digest));
+    let references = pushes.iter().map(|push| (push.workload.clone(), push.image_uri.clone())).collect();
+    ctx.printer.status(
+        "Found",
+        format!("{}:{tag} in all {} registries as {digest}: nothing to build or push", config.app, pushes.len()),
+    );
+    Ok(ImageSet { version: tag, digest, references })
+}
+
 /// Pushes `built` to every workload's registry at once.
 pub async fn push_everywhere(
     ctx: &Ctx,
@@ -156,68 +232,6 @@ pub fn check_digest(digest: &str) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// What the deployed stacks say that the artifacts need.
-#[derive(Clone, Debug)]
-pub struct Targets {
-    /// The key stack's `KeyId`: the multi-Region key's id, the same in every region.
-    pub key_id: String,
-    /// Per workload name.
-    pub services: BTreeMap<String, ServiceFacts>,
-}
-
-impl Targets {
-    /// The key's ARN in `region` (the primary's in the tools region, a replica's elsewhere).
-    pub fn key_arn(&self, config: &Config, region: &str) -> String {
-        key_arn(&config.tools.account, region, &self.key_id)
-    }
-}
-
-/// Reads the key stack's id and every workload's service outputs, in parallel. A stack that is
-/// not deployed is an error that says to deploy.
-pub async fn read_targets(aws: &Aws, config: &Config) -> Result<Targets> {
-    let key_stack = config.stack_name("key");
-    let key_outputs = stack_outputs(aws, &config.tools.account, &config.tools.region, &key_stack).await?;
-    let key_id = key_outputs
-        .get("KeyId")
-        .cloned()
-        .with_context(|| format!("stack {key_stack} has no KeyId output; redeploy it with `cargo xtask deploy`"))?;
-    let service_stack = config.stack_name("service");
-    let services = try_join_all(config.workloads.iter().map(|workload| {
-        let service_stack = service_stack.clone();
-        async move {
-            let outputs = stack_outputs(aws, &workload.account, &workload.region, &service_stack).await?;
-            let output = |name: &str| {
-                outputs.get(name).cloned().with_context(|| {
-                    format!(
-                        "stack {service_stack} of workload {} has no {name} output; redeploy it with `cargo xtask deploy`",
-                        workload.name
-                    )
-                })
-            };
-            let facts = ServiceFacts {
-                execution_role_arn: output("ExecutionRoleArn")?,
-                task_role_arn: output("TaskRoleArn")?,
-                log_group: output("LogGroupName")?,
-            };
-            Ok::<_, anyhow::Error>((workload.name.clone(), facts))
-        }
-    }))
-    .await?;
-    Ok(Targets { key_id, services: services.into_iter().collect() })
-}
-
-async fn stack_outputs(aws: &Aws, account: &str, region: &str, stack: &str) -> Result<BTreeMap<String, String>> {
-    let stacks = Stacks::new(aws.cloudformation(account, region).await?, std::time::Duration::from_secs(60));
-    match stacks.describe(stack).await? {
-        Some(state) if state.is_complete() => Ok(state.outputs),
-        Some(state) => bail!(
-            "stack {stack} in {account}/{region} is {}; run `cargo xtask deploy` until it completes",
-            state.status
-        ),
-        None => bail!("stack {stack} is not deployed in {account}/{region}; run `cargo xtask deploy` first"),
-    }
 }
 
 /// One workload's documents and their zip.
@@ -331,7 +345,7 @@ pub async fn package(
 ) -> Result<Packaged> {
     images.check(config)?;
     let templates = Templates::load(root)?;
-    let targets = read_targets(aws, config).await?;
+    let targets = targets::read(aws, config).await?;
     let mut bundles = Vec::new();
     let mut entries = Vec::new();
     for workload in &config.workloads {

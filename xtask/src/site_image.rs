@@ -72,7 +72,7 @@ pub async fn build(ctx: &Ctx, options: &Options) -> Result<BuiltImage> {
     let revision = project::revision(&ctx.root)?;
     let tag = revision.tag();
     let reference = format!("{}:{tag}", config.app);
-    let build_time = commit_time(&ctx.root)?;
+    let build_time = revision.time.clone();
 
     let binary = compile(ctx, &tag, &build_time)?;
     let binary_bytes =
@@ -169,18 +169,6 @@ fn rustflags(root: &Path) -> String {
         flags.push(format!("--remap-path-prefix={}=/cargo", cargo_home.display()));
     }
     flags.join(" ")
-}
-
-/// The commit's time in UTC (`2026-11-27T18:55:00Z`), or `unknown` outside git.
-fn commit_time(root: &Path) -> Result<String> {
-    let sh = Shell::new()?;
-    sh.change_dir(root);
-    let time = cmd!(sh, "git show -s --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%cd HEAD")
-        .env("TZ", "UTC")
-        .quiet()
-        .ignore_stderr()
-        .read();
-    Ok(time.map(|time| time.trim().to_string()).unwrap_or_else(|_| "unknown".to_string()))
 }
 
 /// `\nLABEL "key"="value" ...\n`, each part quoted for the Dockerfile parser.

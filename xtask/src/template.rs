@@ -12,6 +12,8 @@
 //! workload, written with `Region1<X>` and `Workload1<X>` parameters; [`expand_pipeline`]
 //! repeats them, and the list entries that use them, for any number of regions and workloads.
 
+pub mod resolve;
+
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;

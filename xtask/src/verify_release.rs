@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::Ctx;
+use crate::aws::Principal;
 use crate::config::Target;
 use crate::output::{Exit, table};
 use crate::release_files::{self, manifest};
@@ -30,10 +31,15 @@ pub struct Args {
     /// Print every check as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Act as the pipeline's build does (what `cargo xtask ci build` passes): with the credentials
+    /// given, in the tools account only.
+    #[arg(long)]
+    pub as_build: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let (config, aws) = release_files::connect(ctx, &args.target).await?;
+    let principal = if args.as_build { Principal::Build } else { Principal::Operator };
+    let (config, aws) = release_files::connect_as(ctx, &args.target, principal).await?;
     let manifest = match (&args.release, &args.manifest) {
         (Some(id), _) => {
             let region = &config.tools.region;

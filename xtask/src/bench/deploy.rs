@@ -275,6 +275,7 @@ fn replay_in<'a>(
                 | Action::PushImage { .. }
                 | Action::SameDigest { .. }
                 | Action::PackageRelease { .. }
+                | Action::PublishTargets { .. }
                 | Action::LocalSite { .. },
             ) => continue,
         };

@@ -16,6 +16,8 @@ use crate::engine::{Action, Outputs, Plan, Step};
 use crate::http;
 use crate::local::site;
 use crate::output::{Printer, Progress, Verbosity};
+use crate::release_files::render::ServiceFacts;
+use crate::release_files::targets::{self, Targets};
 use crate::release_files::{self, ImageSet};
 use crate::{artifacts, lambda, publish, site_image};
 
@@ -97,6 +99,29 @@ pub async fn run(
             let id = packaged.manifest.id.clone();
             let status = format!("RELEASE {id} ({} bytes uploaded)", packaged.bytes_uploaded);
             Ok((status, BTreeMap::from([("Release".to_string(), id)]), None))
+        }
+        Action::PublishTargets { key_id, services } => {
+            let mut facts = BTreeMap::new();
+            for (workload, [execution, task, log_group]) in env.config.workloads.iter().zip(services) {
+                facts.insert(
+                    workload.name.clone(),
+                    ServiceFacts {
+                        execution_role_arn: execution.resolve(plan, outputs)?,
+                        task_role_arn: task.resolve(plan, outputs)?,
+                        log_group: log_group.resolve(plan, outputs)?,
+                    },
+                );
+            }
+            let targets = Targets { key_id: key_id.resolve(plan, outputs)?, services: facts };
+            let published = targets::publish(&env.aws, &env.config, &targets).await?;
+            let status = match published {
+                targets::Published::Written => "PUBLISHED",
+                targets::Published::Unchanged => "UNCHANGED",
+            };
+            let bucket = env.config.bucket_name(&env.config.tools.region);
+            let values =
+                BTreeMap::from([("Bucket".to_string(), bucket), ("Key".to_string(), targets::TARGETS_KEY.to_string())]);
+            Ok((status.into(), values, None))
         }
         Action::LocalSite { reference, tag } => {
             let docker = Docker::connect().await?;

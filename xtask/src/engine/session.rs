@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::Ctx;
-use crate::aws::{self, Aws, Endpoint};
+use crate::aws::{self, Aws, Endpoint, Principal};
 use crate::config::{Config, Target};
 use crate::engine::executor::Env;
 use crate::engine::stack::Method;
@@ -57,12 +57,23 @@ pub async fn open(
 /// Every account's identity is checked first (and printed with `show_identities`), so a missing
 /// credential fails before any change.
 pub async fn connect(ctx: &Ctx, config: &Config, local: bool, show_identities: bool) -> Result<Aws> {
+    connect_as(ctx, config, local, Principal::Operator, show_identities).await
+}
+
+/// [`connect`] as `principal` (`aws.rs`): the pipeline's build reaches the tools account alone.
+pub async fn connect_as(
+    ctx: &Ctx,
+    config: &Config,
+    local: bool,
+    principal: Principal,
+    show_identities: bool,
+) -> Result<Aws> {
     let endpoint = if local {
         Endpoint::Local(moto::ensure(&ctx.printer, config.local.emulator_port)?.url)
     } else {
         Endpoint::Aws
     };
-    let aws = Aws::new(config, endpoint).await;
+    let aws = Aws::new_as(config, endpoint, principal).await;
     let identities = aws.identities(config).await?;
     if show_identities {
         aws::print_identities(&ctx.printer, &identities);

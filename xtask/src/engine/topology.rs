@@ -326,6 +326,28 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
         index.workloads.push(WorkloadSteps { network, alb, ecr, service, release });
     }
 
+    // What a release needs of the stacks, where the pipeline's build may read it.
+    let tools_artifacts =
+        index.artifacts.iter().find(|(region, _)| *region == tools.region).expect("the tools region has a bucket").1;
+    let mut targets_deps = vec![index.key, tools_artifacts];
+    targets_deps.extend(index.workloads.iter().map(|steps| steps.service));
+    let targets = plan.add(Step {
+        id: "release-targets".into(),
+        account: tools.account.clone(),
+        region: tools.region.clone(),
+        deps: targets_deps,
+        kind: StepKind::Action(Action::PublishTargets {
+            key_id: Param::output(index.key, "KeyId"),
+            services: index
+                .workloads
+                .iter()
+                .map(|steps| {
+                    ["ExecutionRoleArn", "TaskRoleArn", "LogGroupName"].map(|name| Param::output(steps.service, name))
+                })
+                .collect(),
+        }),
+    });
+
     if let Some(build) = build_image {
         let same = plan.add(Step {
             id: "image-digests".into(),
@@ -338,7 +360,7 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
         });
         // The first release's artifacts, packaged once every registry holds the image and every
         // service stack has its roles (`release_files.rs`).
-        let mut package_deps = [vec![build, same, index.key], pushes.clone()].concat();
+        let mut package_deps = [vec![build, same, index.key, targets], pushes.clone()].concat();
         package_deps.extend(index.workloads.iter().map(|steps| steps.service));
         package_deps.extend(index.artifacts.iter().map(|(_, step)| *step));
         package_deps.sort();

@@ -31,7 +31,7 @@ pub const TASK_DEFINITION_PLACEHOLDER: &str = "<TASK_DEFINITION>";
 pub struct Vars(BTreeMap<&'static str, String>);
 
 /// What the service stack created for the task definition to name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceFacts {
     pub execution_role_arn: String,
     pub task_role_arn: String,

@@ -9,6 +9,7 @@ mod image;
 mod lint;
 mod local;
 mod package;
+mod pipeline;
 mod push;
 mod release;
 mod stack;
