@@ -35,6 +35,7 @@ pub mod status;
 pub mod template;
 pub mod test;
 pub mod tidy;
+pub mod tools;
 pub mod venv;
 pub mod verify_release;
 

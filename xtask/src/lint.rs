@@ -1,12 +1,18 @@
 //! `cargo xtask lint`: every CloudFormation template under `cfn/`, plus the pipeline expanded for
-//! the config, through cfn-lint, checkov, cfn_nag (when on PATH) and the pattern's own rules.
+//! the config, through cfn-lint, checkov, cfn-guard (the project's Guard rules in `cfn/guard`),
+//! cfn_nag (when on PATH) and the pattern's own rules.
 //!
 //! Each finding is printed once as `file:line: [tool rule] message`, then a summary line; any
 //! finding fails the command (exit 1). A file that is not valid YAML or not a template stops the
 //! lint before any linter runs, with the file and line named. cfn-lint and checkov come from the
-//! project venv (installed on first use); the external linters run in parallel, since checkov
-//! alone takes several seconds.
+//! project venv, cfn-guard from `target/tools` (each installed on first use, pinned), so every
+//! machine runs the same linters; the external linters run in parallel, since checkov alone
+//! takes several seconds. cfn_nag, a Ruby gem, runs only where a developer has installed it: a
+//! linter that only some machines run could fail a build that passed elsewhere, so the controls
+//! the pattern relies on from it are also Guard rules, and every accepted finding carries its
+//! suppression, with the same reason, for each linter that raises it.
 
+mod cfn_guard;
 mod cfn_lint;
 mod cfn_nag;
 mod checkov;
@@ -25,6 +31,7 @@ use crate::config::Config;
 use crate::output::Exit;
 use crate::project;
 use crate::template::{self, Template};
+use crate::tools;
 use crate::venv::Venv;
 
 /// Arguments of `cargo xtask lint`.
@@ -59,12 +66,14 @@ pub enum Linter {
     CfnLint,
     Checkov,
     CfnNag,
+    /// The project's Guard rules (`cfn/guard/*.guard`, see `lint/cfn_guard.rs`).
+    CfnGuard,
     /// The pattern's own invariants (see `lint/rules.rs`).
     Rules,
 }
 
 impl Linter {
-    const ALL: [Linter; 4] = [Linter::CfnLint, Linter::Checkov, Linter::CfnNag, Linter::Rules];
+    const ALL: [Linter; 5] = [Linter::CfnLint, Linter::Checkov, Linter::CfnNag, Linter::CfnGuard, Linter::Rules];
 }
 
 /// What a linter did in this run.
@@ -84,9 +93,9 @@ pub struct Finding {
     /// The template, relative to the project root when inside it.
     pub file: String,
     pub line: usize,
-    /// `cfn-lint`, `checkov`, `cfn_nag` or `gbg` (the pattern's own rules).
+    /// `cfn-lint`, `checkov`, `cfn_nag`, `cfn-guard` or `gbg` (the pattern's own rules).
     pub tool: String,
-    /// The tool's rule id (`E3012`, `CKV_AWS_18`, `W35`, `bucket-tls`).
+    /// The tool's rule id (`E3012`, `CKV_AWS_18`, `W35`, `S3_BUCKET_VERSIONING`, `bucket-tls`).
     pub rule: String,
     pub message: String,
 }
@@ -128,7 +137,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
     let files: BTreeSet<&str> = report.findings.iter().map(|finding| finding.file.as_str()).collect();
     ctx.printer.error(format!(
-        "{} findings in {} of {summary}; fix them, or suppress a checkov check on its resource with a written reason",
+        "{} findings in {} of {summary}; fix them, or suppress one on its resource with a written reason for every \
+         linter that raises it (checkov `skip`, cfn_nag `rules_to_suppress`, Guard `SuppressedRules` and `Reasons`)",
         report.findings.len(),
         files.len()
     ));
@@ -195,13 +205,23 @@ pub fn lint(ctx: &Ctx, args: &Args) -> Result<Report> {
         .collect();
     let venv =
         if selected(Linter::CfnLint) || selected(Linter::Checkov) { Some(Venv::ensure(&ctx.printer)?) } else { None };
+    let guard = if selected(Linter::CfnGuard) {
+        Some(tools::CFN_GUARD.ensure(&ctx.printer).context("preparing cfn-guard, which runs the rules in cfn/guard")?)
+    } else {
+        None
+    };
     let nag = if selected(Linter::CfnNag) { cfn_nag::find() } else { None };
     if selected(Linter::CfnNag) && nag.is_none() {
         linters.insert(Linter::CfnNag, Status::Absent);
-        ctx.printer.note("cfn_nag_scan is not on PATH: cfn_nag skipped (in CodeBuild: `gem install cfn-nag`)");
+        ctx.printer.note(
+            "cfn_nag_scan is not on PATH: cfn_nag skipped (the controls it checks are Guard rules too; to run it \
+             as well: `gem install cfn-nag`)",
+        );
     }
 
     let paths: Vec<PathBuf> = templates.iter().map(|template| template.path.clone()).collect();
+    let template_refs: Vec<&Template> = templates.iter().collect();
+    let guard_rules = root.join(cfn_guard::RULES_DIR);
     let count = paths.len();
     let (external, checkov_report) = std::thread::scope(|scope| -> Result<(Vec<Finding>, Option<checkov::Report>)> {
         let cfn_lint = venv.as_ref().filter(|_| selected(Linter::CfnLint)).map(|venv| {
@@ -228,12 +248,23 @@ pub fn lint(ctx: &Ctx, args: &Args) -> Result<Report> {
                 result
             })
         });
+        let guard = guard.as_deref().map(|bin| {
+            scope.spawn(|| {
+                let progress = ctx.printer.progress("Running", format!("cfn-guard on {count} templates"));
+                let result = cfn_guard::run(bin, &guard_rules, &template_refs);
+                progress.finish("Ran", format!("cfn-guard on {count} templates"));
+                result
+            })
+        });
         let mut findings = Vec::new();
         if let Some(handle) = cfn_lint {
             findings.extend(join(handle, "cfn-lint")?);
         }
         if let Some(handle) = nag {
             findings.extend(join(handle, "cfn_nag")?);
+        }
+        if let Some(handle) = guard {
+            findings.extend(join(handle, "cfn-guard")?);
         }
         let checkov = checkov.map(|handle| join(handle, "checkov")).transpose()?;
         Ok((findings, checkov))
@@ -270,6 +301,7 @@ fn linter_name(linter: Linter) -> &'static str {
         Linter::CfnLint => "cfn-lint",
         Linter::Checkov => "checkov",
         Linter::CfnNag => "cfn_nag",
+        Linter::CfnGuard => "cfn-guard",
         Linter::Rules => "the pattern's rules",
     }
 }

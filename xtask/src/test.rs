@@ -2,10 +2,11 @@
 //!
 //! It first provisions what the tests use, so a missing piece is one clear error with the command
 //! that installs it instead of a failure deep inside a test: the Docker engine (reachable), the
-//! `docker-registry` binary (local registries), and the Python venv with moto and the linters
-//! (created in `target/venv` on first use, about two minutes). Then it runs, in order and stopping
-//! at the first failure: `cargo fmt --check`, `cargo clippy -D warnings` and `cargo test` over
-//! the whole workspace, with any extra arguments passed to `cargo test`.
+//! `docker-registry` binary (local registries), the Python venv with moto and the linters
+//! (created in `target/venv` on first use, about two minutes) and cfn-guard, which runs the Guard
+//! rules (built into `target/tools` on first use, about five minutes). Then it runs, in order and
+//! stopping at the first failure: `cargo fmt --check`, `cargo clippy -D warnings` and `cargo test`
+//! over the whole workspace, with any extra arguments passed to `cargo test`.
 //!
 //! Sized for a 2-core machine: cargo builds with its default job count, tests run with the
 //! harness's default threads (one per CPU), and the Docker-backed tests wait on the engine rather
@@ -16,6 +17,7 @@ use xshell::{Shell, cmd};
 
 use crate::Ctx;
 use crate::docker::Docker;
+use crate::tools;
 use crate::venv::Venv;
 
 /// Arguments of `cargo xtask test`.
@@ -55,7 +57,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
 
 /// Makes sure everything the tests use is there; every missing piece is reported at once.
 pub async fn provision(ctx: &Ctx) -> Result<()> {
-    ctx.printer.status("Provisioning", "the Docker engine, docker-registry, the Python tools");
+    ctx.printer.status("Provisioning", "the Docker engine, docker-registry, the Python tools, cfn-guard");
     let mut missing = Vec::new();
     if let Err(error) = Docker::connect().await {
         missing.push(format!("{error:#}"));
@@ -67,5 +69,6 @@ pub async fn provision(ctx: &Ctx) -> Result<()> {
         bail!("the tests cannot run yet:\n  - {}", missing.join("\n  - "));
     }
     Venv::ensure(&ctx.printer).context("preparing the Python tools the tests use (target/venv)")?;
+    tools::CFN_GUARD.ensure(&ctx.printer).context("preparing cfn-guard, which the lint tests run (target/tools)")?;
     Ok(())
 }

@@ -1,5 +1,8 @@
-//! cfn_nag, Stelligent's security linter (a Ruby gem): run when `cfn_nag_scan` is on PATH, as
-//! in CodeBuild where the buildspec can `gem install cfn-nag`; it cannot be installed here.
+//! cfn_nag, Stelligent's security linter (a Ruby gem): run when `cfn_nag_scan` is on PATH, where
+//! a developer has installed it (`gem install cfn-nag`). Neither CI nor CodeBuild installs it (a
+//! linter that only some machines run could fail a build that passed elsewhere): the controls it
+//! checks are Guard rules (`cfn_guard.rs`), and the templates carry its suppressions, each with a
+//! reason, beside checkov's, so a run where it is present is clean too.
 //!
 //! Its exit code is the number of failures, which wraps at 256, so only its JSON report counts:
 //! a list of `{filename, file_results: {failure_count, violations: [{id, type, message,

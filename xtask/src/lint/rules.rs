@@ -25,6 +25,7 @@ pub const RULES: &[&str] = &[
     "auto-rollback",
     "iam-wildcard",
     "suppression-reason",
+    "suppression-pair",
     "hard-coded-account",
     "hard-coded-region",
 ];
@@ -401,25 +402,91 @@ fn statement_list(value: &Value) -> Vec<&Value> {
     found.into_iter().map(|(_, statement)| statement).collect()
 }
 
-/// Every suppression of a finding carries its written reason.
+/// checkov checks and the cfn_nag rules that flag the same thing, read from each tool's rule
+/// source: checkov's `checkov/cloudformation/checks/resource/aws/<file>.py` (checkov 3.3.30, in
+/// the venv) and cfn_nag's `lib/cfn-nag/custom_rules/<file>.rb` (stelligent/cfn_nag 0.8.10), both
+/// named in the comments. Where cfn_nag splits a check by resource type, any of its ids counts.
+///
+/// Left out on purpose: CKV_AWS_103 (TLS 1.2 on a load balancer listener), because cfn_nag's W55
+/// (ElasticLoadBalancerV2ListenerSslPolicyRule.rb) looks only at HTTPS and TLS listeners, so it
+/// never fires where checkov's check does on an HTTP listener; CKV_AWS_78 (CodeBuild artifact
+/// encryption not disabled), which is not W32's "EncryptionKey set"; CKV_AWS_136 (ECR encrypted
+/// with KMS) and CKV_AWS_53..56 (S3 public access block), which cfn_nag has no rule for.
+pub const CHECKOV_CFN_NAG: &[(&str, &[&str])] = &[
+    // ALBListenerHTTPS.py / ElasticLoadBalancerV2ListenerProtocolRule.rb
+    ("CKV_AWS_2", &["W56"]),
+    // KMSRotation.py / KMSKeyRotationRule.rb
+    ("CKV_AWS_7", &["F19"]),
+    // S3AccessLogs.py / S3BucketAccessLoggingRule.rb
+    ("CKV_AWS_18", &["W35"]),
+    // S3Encryption.py / S3BucketEncryptionSetRule.rb
+    ("CKV_AWS_19", &["W41"]),
+    // SecurityGroupUnrestrictedIngress22.py / SecurityGroupIngressOpenToWorldRule.rb
+    ("CKV_AWS_24", &["W2"]),
+    // SecurityGroupUnrestrictedIngress3389.py / SecurityGroupIngressOpenToWorldRule.rb
+    ("CKV_AWS_25", &["W2"]),
+    // SNSTopicEncryption.py / SnsTopicKmsMasterKeyIdRule.rb
+    ("CKV_AWS_26", &["W47"]),
+    // SQSQueueEncryption.py / SqsQueueKmsMasterKeyIdRule.rb
+    ("CKV_AWS_27", &["W48"]),
+    // CloudWatchLogGroupRetention.py / LogsLogGroupRetentionRule.rb
+    ("CKV_AWS_66", &["W86"]),
+    // ELBv2AccessLogs.py / ElasticLoadBalancerV2AccessLoggingRule.rb
+    ("CKV_AWS_91", &["W52"]),
+    // ELBAccessLogs.py / ElasticLoadBalancerAccessLoggingRule.rb
+    ("CKV_AWS_92", &["W26"]),
+    // LambdaFunctionLevelConcurrentExecutionLimit.py / LambdaFunctionReservedConcurrentExecutionsRule.rb
+    ("CKV_AWS_115", &["W92"]),
+    // LambdaInVPC.py / LambdaFunctionInsideVPCRule.rb
+    ("CKV_AWS_117", &["W89"]),
+    // CloudWatchLogGroupKMSKey.py / LogsLogGroupEncryptedRule.rb
+    ("CKV_AWS_158", &["W84"]),
+    // ECRImageScanning.py / ECRRepositoryScanOnPushRule.rb
+    ("CKV_AWS_163", &["W79"]),
+    // SecurityGroupUnrestrictedIngress80.py / SecurityGroupIngressOpenToWorldRule.rb
+    ("CKV_AWS_260", &["W2"]),
+];
+
+/// Every suppression of a finding carries its written reason (checkov `comment`, cfn_nag
+/// `reason`, Guard `Reasons: {RULE: why}`), and a finding accepted for checkov is accepted, with
+/// a reason, for cfn_nag too where cfn_nag checks the same thing ([`CHECKOV_CFN_NAG`]): a linter
+/// that does not run here must not fail a build elsewhere on a finding accepted here.
 fn suppressions(out: &mut Out) {
     let template = out.template;
     for (id, resource) in template.resources() {
         let pointer = format!("{}/Metadata", resource_pointer(id));
         let metadata = resource.get("Metadata");
         let checkov = metadata.and_then(|metadata| metadata.get("checkov")).and_then(|checkov| checkov.get("skip"));
+        let cfn_nag =
+            metadata.and_then(|metadata| metadata.get("cfn_nag")).and_then(|nag| nag.get("rules_to_suppress"));
+        let nag_suppressed: Vec<&str> =
+            list(cfn_nag).into_iter().filter_map(|rule| rule.get("id").and_then(Value::as_str)).collect();
         for (index, skip) in list(checkov).into_iter().enumerate() {
+            let check = skip.get("id").and_then(Value::as_str).unwrap_or("?");
+            let skip_pointer = format!("{pointer}/checkov/skip/{index}");
             if !has_text(skip.get("comment")) {
-                let check = skip.get("id").and_then(Value::as_str).unwrap_or("?");
                 out.push(
-                    &format!("{pointer}/checkov/skip/{index}"),
+                    &skip_pointer,
                     "suppression-reason",
                     format!("{id} suppresses checkov {check} without a reason: add `comment:` saying why it is safe"),
                 );
             }
+            let Some((_, nag_rules)) = CHECKOV_CFN_NAG.iter().find(|(checkov_id, _)| *checkov_id == check) else {
+                continue;
+            };
+            if !nag_rules.iter().any(|rule| nag_suppressed.contains(rule)) {
+                out.push(
+                    &skip_pointer,
+                    "suppression-pair",
+                    format!(
+                        "{id} suppresses checkov {check} but not cfn_nag {}, which checks the same: add `cfn_nag: \
+                         rules_to_suppress: [{{id: {}, reason: ...}}]` with the same reason",
+                        nag_rules.join(" or "),
+                        nag_rules[0]
+                    ),
+                );
+            }
         }
-        let cfn_nag =
-            metadata.and_then(|metadata| metadata.get("cfn_nag")).and_then(|nag| nag.get("rules_to_suppress"));
         for (index, rule) in list(cfn_nag).into_iter().enumerate() {
             if !has_text(rule.get("reason")) {
                 let check = rule.get("id").and_then(Value::as_str).unwrap_or("?");
@@ -427,6 +494,22 @@ fn suppressions(out: &mut Out) {
                     &format!("{pointer}/cfn_nag/rules_to_suppress/{index}"),
                     "suppression-reason",
                     format!("{id} suppresses cfn_nag {check} without a reason: add `reason:` saying why it is safe"),
+                );
+            }
+        }
+        let guard = metadata.and_then(|metadata| metadata.get("guard"));
+        let reasons = guard.and_then(|guard| guard.get("Reasons"));
+        let suppressed = guard.and_then(|guard| guard.get("SuppressedRules"));
+        for (index, rule) in list(suppressed).into_iter().enumerate() {
+            let rule = rule.as_str().unwrap_or("?");
+            if !has_text(reasons.and_then(|reasons| reasons.get(rule))) {
+                out.push(
+                    &format!("{pointer}/guard/SuppressedRules/{index}"),
+                    "suppression-reason",
+                    format!(
+                        "{id} suppresses Guard rule {rule} without a reason: add `Reasons: {{{rule}: ...}}` under \
+                         `guard:` saying why it is safe"
+                    ),
                 );
             }
         }
@@ -528,7 +611,104 @@ fn region_in(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+
+    /// The findings of the suppression rules on a template made of `resource` (YAML of one
+    /// resource named `Logs`), as `rule: message`.
+    fn suppression_findings(resource: &str) -> Vec<String> {
+        let text = format!("Resources:\n  Logs:\n{resource}");
+        let template = Template::parse(Path::new("bad.yaml"), &text).unwrap();
+        let mut out = Out { template: &template, file: "bad.yaml", findings: Vec::new() };
+        suppressions(&mut out);
+        out.findings.into_iter().map(|finding| format!("{}: {}", finding.rule, finding.message)).collect()
+    }
+
+    #[test]
+    fn every_suppression_has_a_reason_and_its_cfn_nag_pair() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                // A checkov skip of a check cfn_nag makes too, without the cfn_nag suppression.
+                "    Type: AWS::Logs::LogGroup
+    Metadata:
+      checkov:
+        skip:
+          - {id: CKV_AWS_158, comment: AWS-owned encryption is enough.}
+",
+                &["suppression-pair: Logs suppresses checkov CKV_AWS_158 but not cfn_nag W84, which checks the same: \
+                   add `cfn_nag: rules_to_suppress: [{id: W84, reason: ...}]` with the same reason"],
+            ),
+            (
+                "    Type: AWS::Logs::LogGroup
+    Metadata:
+      cfn_nag:
+        rules_to_suppress:
+          - {id: W84, reason: AWS-owned encryption is enough.}
+      checkov:
+        skip:
+          - {id: CKV_AWS_158, comment: AWS-owned encryption is enough.}
+",
+                &[],
+            ),
+            (
+                // The pair is there, but one reason is blank.
+                "    Type: AWS::Logs::LogGroup
+    Metadata:
+      cfn_nag:
+        rules_to_suppress:
+          - {id: W84, reason: \"  \"}
+      checkov:
+        skip:
+          - {id: CKV_AWS_158, comment: AWS-owned encryption is enough.}
+",
+                &[
+                    "suppression-reason: Logs suppresses cfn_nag W84 without a reason: add `reason:` saying why it is safe",
+                ],
+            ),
+            (
+                // cfn_nag has no rule for CKV_AWS_136, so no pair is needed; the reason still is.
+                "    Type: AWS::ECR::Repository
+    Metadata:
+      checkov:
+        skip:
+          - {id: CKV_AWS_136}
+",
+                &[
+                    "suppression-reason: Logs suppresses checkov CKV_AWS_136 without a reason: add `comment:` saying why it \
+                   is safe",
+                ],
+            ),
+            (
+                "    Type: AWS::S3::Bucket
+    Metadata:
+      guard:
+        SuppressedRules: [S3_BUCKET_KMS_ENCRYPTION, S3_BUCKET_VERSIONING]
+        Reasons:
+          S3_BUCKET_KMS_ENCRYPTION: Access logs are delivered to SSE-S3 buckets only.
+",
+                &[
+                    "suppression-reason: Logs suppresses Guard rule S3_BUCKET_VERSIONING without a reason: add `Reasons: \
+                   {S3_BUCKET_VERSIONING: ...}` under `guard:` saying why it is safe",
+                ],
+            ),
+        ];
+        for (resource, expected) in cases {
+            assert_eq!(suppression_findings(resource), *expected, "{resource}");
+        }
+    }
+
+    #[test]
+    fn the_pair_table_names_real_ids() {
+        for (checkov, nag) in CHECKOV_CFN_NAG {
+            assert!(checkov.starts_with("CKV_AWS_"), "{checkov}");
+            assert!(!nag.is_empty(), "{checkov} has no cfn_nag id");
+            for id in *nag {
+                let (kind, number) = id.split_at(1);
+                assert!(matches!(kind, "W" | "F") && number.parse::<u32>().is_ok(), "{checkov}: {id}");
+            }
+        }
+    }
 
     #[test]
     fn account_ids_are_twelve_digits_exactly() {

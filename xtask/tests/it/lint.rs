@@ -1,7 +1,8 @@
 //! `cargo xtask lint` against the real linters (cfn-lint and checkov from the project venv,
-//! cfn_nag when on PATH) and the pattern's own rules: the project's templates pass, each rule
-//! fails on a small template made to break it, and unreadable input stops the lint with the
-//! file named. The venv is created on first use (about two minutes, PyPI must be reachable).
+//! cfn-guard from target/tools, cfn_nag when on PATH) and the pattern's own rules: the project's
+//! templates pass, each rule fails on a small template made to break it, and unreadable input
+//! stops the lint with the file named. The venv and cfn-guard are installed on first use (about
+//! two and five minutes; PyPI and crates.io must be reachable).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ fn the_project_templates_pass_every_linter() {
 
     assert_eq!(report.linters[&Linter::CfnLint], Status::Ran);
     assert_eq!(report.linters[&Linter::Checkov], Status::Ran);
+    assert_eq!(report.linters[&Linter::CfnGuard], Status::Ran);
     assert_eq!(report.linters[&Linter::Rules], Status::Ran);
     assert_ne!(report.linters[&Linter::CfnNag], Status::NotSelected);
 
