@@ -9,6 +9,7 @@
 //! template does not declare, and every value refers to a step that runs earlier.
 
 pub mod actions;
+pub mod deployed;
 pub mod executor;
 pub mod preview;
 pub mod report;

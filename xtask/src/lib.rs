@@ -2,6 +2,7 @@
 //! (config, AWS access, Docker, archives, output, the local stack). `main.rs` parses the command
 //! line and dispatches here; the integration tests in `tests/it` drive the same code.
 
+pub mod access;
 pub mod archive;
 pub mod artifacts;
 pub mod aws;
@@ -37,6 +38,7 @@ pub mod test;
 pub mod tidy;
 pub mod tools;
 pub mod venv;
+pub mod verify;
 pub mod verify_release;
 
 use std::path::PathBuf;

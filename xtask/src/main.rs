@@ -62,6 +62,8 @@ enum Command {
     Ci(ci::Args),
     /// Rehearse the deployed pipeline on this machine, stage by stage, as AWS would run it.
     Pipeline(pipeline::Args),
+    /// Prove every recorded AWS call of every role against the policies we ship.
+    Verify(verify::Args),
     /// Set up the source repository's branches for the gitflow.
     Gitflow(gitflow::Args),
     /// Validate deploy.toml and show the topology it resolves to.
@@ -126,6 +128,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Rollback(args) => rollback::run(ctx, args).await,
         Command::Ci(args) => ci::run(ctx, args).await,
         Command::Pipeline(args) => pipeline::run(ctx, args).await,
+        Command::Verify(args) => verify::run(ctx, args).await,
         Command::Gitflow(args) => gitflow::run(ctx, args).await,
         Command::Config(args) => config_check::run(ctx, args).await,
     }

@@ -50,18 +50,20 @@ use serde::Serialize;
 use xshell::{Shell, cmd};
 
 use crate::Ctx;
+use crate::access::{self, policies::Policies};
 use crate::archive::{self, Entry};
 use crate::artifacts;
 use crate::aws::record::{self, CALL_LOG_VAR};
 use crate::aws::{Aws, error_text};
 use crate::config::{Config, Target};
+use crate::engine::deployed::Deployed;
 use crate::output::{Exit, table};
 use crate::project::{CODEBUILD_COMMIT_VAR, SOURCE_TIME_VAR};
 use crate::release_files::manifest::{Manifest, get_object};
 use crate::release_files::{self, IMAGE_DETAIL_FILE, MANIFEST_FILE, render, taskdef::TaskDefinition};
 use crate::template::Template;
 use buildspec::Buildspec;
-use definition::{ActionDef, Deployed, Pipeline};
+use definition::{ActionDef, Pipeline};
 use session::RoleSession;
 
 /// Arguments of `cargo xtask pipeline`.
@@ -156,6 +158,8 @@ pub struct Report {
     /// The AWS calls the actions made, recorded (`aws/record.rs`): the file and the count per
     /// identity (role ARN).
     pub calls: CallsReport,
+    /// The access proof of those calls (`access.rs`): every authorization, allowed or not.
+    pub access: Vec<access::Finding>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -251,13 +255,18 @@ async fn rehearse(ctx: &Ctx, args: RunArgs) -> Result<()> {
         failed |= actions.iter().any(|action| action.status == Status::Failed);
         stages.push(StageReport { name: stage.name.clone(), seconds: stage_started.elapsed().as_secs_f64(), actions });
     }
-    let calls = attribute_calls(&call_log, rehearsal.build_role.as_ref())?;
+    let (recorded, calls) = attribute_calls(&call_log, rehearsal.build_role.as_ref())?;
+    // What the emulator let through, proven against the policies we ship.
+    let policies = Policies::read(&ctx.root, &rehearsal.aws, &rehearsal.config).await?;
+    let access = access::prove(&recorded, &rehearsal.config, &policies)?;
+    failed |= access.iter().any(|finding| !finding.allowed);
     let report = Report {
         revision: rehearsal.revision.clone(),
         image: rehearsal.image.clone(),
         stages,
         seconds: started.elapsed().as_secs_f64(),
         calls,
+        access,
     };
     print_report(ctx, &report);
     if args.json {
@@ -888,18 +897,24 @@ fn print_report(ctx: &Ctx, report: &Report) {
         }
     }
     let total: usize = report.calls.by_role.values().sum();
-    ctx.printer.status(
-        "Recorded",
-        format!(
-            "{total} AWS calls of {} roles in {} (what the access proof checks against the policies)",
-            report.calls.by_role.len(),
-            report.calls.file.display()
-        ),
-    );
+    let source = format!("{total} calls of {} roles in {}", report.calls.by_role.len(), report.calls.file.display());
+    let denied: Vec<&access::Finding> = report.access.iter().filter(|finding| !finding.allowed).collect();
+    if denied.is_empty() {
+        ctx.printer.status(
+            "Proven",
+            format!("{source}: all {} authorizations allowed by the policies we ship (`cargo xtask verify --local` lists them)", report.access.len()),
+        );
+    } else {
+        access::report(&ctx.printer, &report.access, total, &source);
+    }
     let failed = report.stages.iter().flat_map(|stage| &stage.actions).find(|action| action.status == Status::Failed);
     let stage_times: Vec<String> =
         report.stages.iter().map(|stage| format!("{} {:.1} s", stage.name, stage.seconds)).collect();
     match failed {
+        None if !denied.is_empty() => ctx.printer.error(format!(
+            "every action got through on the emulator, which evaluates no IAM, but on AWS the policies we ship would refuse {} of the calls (above)",
+            denied.len()
+        )),
         Some(action) => ctx.printer.error(format!(
             "the rehearsal failed at {} ({}) as {}: {}; later stages were skipped",
             action.name,
@@ -928,7 +943,7 @@ pub fn call_log_path(config: &Config) -> PathBuf {
 /// ambient ones: `build:default-chain`) by the build session's access key, rewrites the log, and
 /// counts the calls per role. A build call signed with another key is an error: something in the
 /// build used credentials the rehearsal did not give it.
-fn attribute_calls(path: &Path, build_role: Option<&(String, String)>) -> Result<CallsReport> {
+fn attribute_calls(path: &Path, build_role: Option<&(String, String)>) -> Result<(Vec<record::Call>, CallsReport)> {
     let mut calls = record::read(path)?;
     for call in &mut calls {
         if !call.principal.starts_with("build:") {
@@ -952,7 +967,7 @@ fn attribute_calls(path: &Path, build_role: Option<&(String, String)>) -> Result
         *by_role.entry(call.principal.clone()).or_insert(0) += 1;
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    Ok(CallsReport { file: path.to_path_buf(), by_role })
+    Ok((calls, CallsReport { file: path.to_path_buf(), by_role }))
 }
 
 /// Where the build runs: `target/pipeline/<app>/src`, kept between rehearsals so that its own

@@ -113,7 +113,8 @@ impl Intercept for Recorder {
             .filter(|bytes| textual && !bytes.is_empty() && bytes.len() <= BODY_LIMIT)
             .map(|bytes| String::from_utf8_lossy(bytes).into_owned());
         let uri = request.uri();
-        let path = match uri.find("://").and_then(|scheme| uri[scheme + 3..].find('/').map(|slash| scheme + 3 + slash)) {
+        let path = match uri.find("://").and_then(|scheme| uri[scheme + 3..].find('/').map(|slash| scheme + 3 + slash))
+        {
             Some(start) => uri[start..].to_string(),
             None => uri.to_string(),
         };
@@ -156,7 +157,8 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<Call>> {
         .filter(|line| !line.trim().is_empty())
         .enumerate()
         .map(|(number, line)| {
-            serde_json::from_str(line).with_context(|| format!("{}:{}: not a recorded call", path.display(), number + 1))
+            serde_json::from_str(line)
+                .with_context(|| format!("{}:{}: not a recorded call", path.display(), number + 1))
         })
         .collect()
 }

@@ -13,61 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::aws::{Aws, error_text};
 use crate::config::Config;
-use crate::engine::stack::Stacks;
-use crate::template::resolve::{Resolver, Scope};
+use crate::engine::deployed::Deployed;
 use crate::template::{self, Template};
-
-/// A template and the stack it was deployed as.
-pub struct Deployed {
-    pub template: Value,
-    pub scope: Scope,
-}
-
-impl Deployed {
-    /// Reads stack `stack` in `account`/`region`, deployed from `template`: its parameters and its
-    /// resources' physical ids. A stack that is missing or not complete is an error that says to
-    /// deploy.
-    pub async fn read(aws: &Aws, account: &str, region: &str, stack: &str, template: Value) -> Result<Deployed> {
-        let client = aws.cloudformation(account, region).await?;
-        let stacks = Stacks::new(client.clone(), std::time::Duration::from_secs(60));
-        let state = match stacks.describe(stack).await? {
-            Some(state) if state.is_complete() => state,
-            Some(state) => bail!(
-                "stack {stack} in {account}/{region} is {}; run `cargo xtask deploy --local` until it completes",
-                state.status
-            ),
-            None => {
-                bail!("stack {stack} is not deployed in {account}/{region}; run `cargo xtask deploy --local` first")
-            }
-        };
-        let resources = client
-            .describe_stack_resources()
-            .stack_name(stack)
-            .send()
-            .await
-            .map_err(|error| anyhow::anyhow!(error_text(&error)))
-            .with_context(|| format!("listing the resources of stack {stack} in {account}/{region}"))?;
-        let physical_ids = resources
-            .stack_resources()
-            .iter()
-            .filter_map(|resource| {
-                Some((resource.logical_resource_id()?.to_string(), resource.physical_resource_id()?.to_string()))
-            })
-            .collect();
-        let scope = Scope {
-            account: account.to_string(),
-            region: region.to_string(),
-            stack_name: stack.to_string(),
-            parameters: state.parameters,
-            physical_ids,
-        };
-        Ok(Deployed { template, scope })
-    }
-
-    pub fn resolver(&self) -> Resolver<'_> {
-        Resolver::new(&self.template, &self.scope)
-    }
-}
 
 /// One artifact store: the bucket of a region and the key CodePipeline encrypts with there.
 #[derive(Clone, Debug)]
@@ -313,6 +260,7 @@ pub fn substitute(text: &str, variables: &BTreeMap<String, BTreeMap<String, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::resolve::{Resolver, Scope};
 
     #[test]
     fn pipeline_variables_are_substituted_or_refused() {

@@ -218,6 +218,41 @@ impl<'a> Resolver<'a> {
                 self.physical_id(logical_id)?
             )),
             ("AWS::S3::Bucket", "Arn") => Ok(format!("arn:{partition}:s3:::{}", self.physical_id(logical_id)?)),
+            // A queue's physical id is its URL; its name is the last segment.
+            ("AWS::SQS::Queue", "Arn") => {
+                let id = self.physical_id(logical_id)?;
+                let name = id.rsplit('/').next().unwrap_or(&id);
+                Ok(format!("arn:{partition}:sqs:{}:{}:{name}", scope.region, scope.account))
+            }
+            ("AWS::Lambda::Function", "Arn") => Ok(format!(
+                "arn:{partition}:lambda:{}:{}:function:{}",
+                scope.region,
+                scope.account,
+                self.physical_id(logical_id)?
+            )),
+            ("AWS::Events::Rule", "Arn") => {
+                let id = self.physical_id(logical_id)?;
+                let name = id.rsplit('|').next().unwrap_or(&id);
+                Ok(format!("arn:{partition}:events:{}:{}:rule/{name}", scope.region, scope.account))
+            }
+            ("AWS::KMS::Key", "Arn") => Ok(format!(
+                "arn:{partition}:kms:{}:{}:key/{}",
+                scope.region,
+                scope.account,
+                self.physical_id(logical_id)?
+            )),
+            ("AWS::ECR::Repository", "Arn") => Ok(format!(
+                "arn:{partition}:ecr:{}:{}:repository/{}",
+                scope.region,
+                scope.account,
+                self.physical_id(logical_id)?
+            )),
+            ("AWS::CodeCommit::Repository", "Arn") => Ok(format!(
+                "arn:{partition}:codecommit:{}:{}:{}",
+                scope.region,
+                scope.account,
+                self.physical_id(logical_id)?
+            )),
             _ => bail!("Fn::GetAtt {logical_id}.{attribute} ({kind}) is not an attribute this evaluator knows"),
         }
     }
@@ -328,6 +363,8 @@ fn name_property(kind: &str) -> Option<&'static str> {
         "AWS::CloudWatch::Alarm" => "AlarmName",
         "AWS::Lambda::Function" => "FunctionName",
         "AWS::CodeCommit::Repository" => "RepositoryName",
+        "AWS::SQS::Queue" => "QueueName",
+        "AWS::Events::Rule" => "Name",
         _ => return None,
     })
 }
@@ -420,7 +457,7 @@ mod tests {
     #[test]
     fn refuses_what_it_does_not_know() {
         refuse(json!({"Fn::ImportValue": "x"}), "Fn::ImportValue is not a function this evaluator knows");
-        refuse(json!({"Fn::GetAtt": ["Key", "Arn"]}), "Key.Arn (AWS::KMS::Key) is not an attribute");
+        refuse(json!({"Fn::GetAtt": ["Key", "KeyId"]}), "Key.KeyId (AWS::KMS::Key) is not an attribute");
         refuse(json!({"Ref": "Key"}), "resource Key (AWS::KMS::Key) has no physical id");
         refuse(json!({"Ref": "Nothing"}), "the template has no resource Nothing");
         refuse(json!({"Fn::Sub": "${Arns}"}), "${Arns} is a list");

@@ -244,17 +244,40 @@ async fn package_encrypts_each_region_under_its_key_once_and_verify_catches_tamp
 
     // `ci build` (what CodeBuild runs, here without the lint and test steps) writes the folder the
     // pipeline's deploy actions read: <workload>/taskdef.json and <workload>/appspec.yaml.
+    // It runs as the build role, with the credentials CodeBuild would hand it (assumed here).
     let ci_out = topology.out("ci");
-    let ci = topology.xtask(&[
-        "ci",
-        "build",
-        "--skip-check",
-        "--image-digest",
-        &digest('d'),
-        "--out",
-        ci_out.to_str().unwrap(),
-    ]);
+    let sts = aws.sts(&config.tools.account, &config.tools.region).await.unwrap();
+    let build_role = config.tools_role_arn(&config.build_role_name());
+    let assumed = sts.assume_role().role_arn(&build_role).role_session_name("ci-build").send().await.unwrap();
+    let credentials = assumed.credentials().unwrap();
+    let state = topology.scratch.path.join("local");
+    let ci = run_xtask(
+        &[
+            "ci",
+            "build",
+            "--skip-check",
+            "--image-digest",
+            &digest('d'),
+            "--out",
+            ci_out.to_str().unwrap(),
+            "--config",
+            topology.config.to_str().unwrap(),
+            "--local",
+        ],
+        &[
+            ("GBG_LOCAL_DIR", state.to_str().unwrap()),
+            ("NO_COLOR", "1"),
+            ("AWS_ACCESS_KEY_ID", credentials.access_key_id()),
+            ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key()),
+            ("AWS_SESSION_TOKEN", credentials.session_token()),
+        ],
+    );
     assert_eq!(ci.code, Some(0), "{}", ci.stderr);
+    assert!(
+        ci.stderr.contains(&format!("assumed-role/{}/", config.build_role_name())),
+        "ci build runs as the build role: {}",
+        ci.stderr
+    );
     for workload in &config.workloads {
         for name in ["taskdef.json", "appspec.yaml", "imageDetail.json"] {
             assert!(ci_out.join(&workload.name).join(name).is_file(), "{}/{name}", workload.name);

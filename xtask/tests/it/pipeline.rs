@@ -13,8 +13,11 @@ use std::time::Duration;
 use serde_json::Value;
 use xshell::{Shell, cmd};
 
+use aws_sdk_cloudformation::types::{Capability, Parameter};
+use xtask::aws::Aws;
+
 use crate::package::Topology;
-use crate::support::Cleanup;
+use crate::support::{Cleanup, run_xtask};
 
 /// The app of this test: fixed, so that the rehearsal's build folder (and its compiled
 /// dependencies) is reused from one test run to the next.
@@ -108,12 +111,60 @@ fn registry_digest(topology: &Topology, region: &str, tag: &str) -> Option<Strin
     let answer = xtask::http::request(
         "GET",
         &url,
-        &[("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")],
+        &[(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+        )],
         &[],
         Duration::from_secs(10),
     )
     .unwrap();
     (answer.status == 200).then(|| answer.header("docker-content-digest").unwrap().to_string())
+}
+
+/// Deploys `stack` again with its deployed template changed by `edit`, every parameter as it was,
+/// as `cargo xtask deploy` would after that edit of the template; returns the template it had.
+async fn redeploy_edited(aws: &Aws, account: &str, region: &str, stack: &str, edit: impl Fn(&str) -> String) -> String {
+    let cloudformation = aws.cloudformation(account, region).await.unwrap();
+    let original =
+        cloudformation.get_template().stack_name(stack).send().await.unwrap().template_body().unwrap().to_string();
+    let edited = edit(&original);
+    assert_ne!(edited, original, "the edit of {stack} changed nothing");
+    update(aws, account, region, stack, &edited).await;
+    original
+}
+
+async fn update(aws: &Aws, account: &str, region: &str, stack: &str, body: &str) {
+    let cloudformation = aws.cloudformation(account, region).await.unwrap();
+    let described = cloudformation.describe_stacks().stack_name(stack).send().await.unwrap();
+    let parameters: Vec<Parameter> = described.stacks()[0]
+        .parameters()
+        .iter()
+        .map(|parameter| {
+            Parameter::builder().parameter_key(parameter.parameter_key().unwrap()).use_previous_value(true).build()
+        })
+        .collect();
+    cloudformation
+        .update_stack()
+        .stack_name(stack)
+        .template_body(body)
+        .set_parameters(Some(parameters))
+        .capabilities(Capability::CapabilityNamedIam)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("updating {stack}: {error:?}"));
+}
+
+/// `verify --local` over the rehearsal's recorded calls, expecting it to deny `action` to `role`.
+fn verify_denies(topology: &Topology, role: &str, action: &str) {
+    let run = topology.xtask(&["verify"]);
+    assert_eq!(run.code, Some(1), "verify should deny {role} {action}:\n{}", run.stderr);
+    let line = run
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("error: ") && line.contains(&format!("role/{role} may not {action} ")))
+        .unwrap_or_else(|| panic!("no denial of {action} to {role}:\n{}", run.stderr));
+    assert!(line.contains(" on arn:aws:"), "the denial names the resource: {line}");
 }
 
 /// After `deploy --local`: the whole pipeline rehearsed from this repository's HEAD with every
@@ -122,23 +173,64 @@ fn registry_digest(topology: &Topology, region: &str, tag: &str) -> Option<Strin
 /// build folder, which has no `.git`, refuses to tag an image without CodeBuild's variable.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_pipeline_runs_as_aws_runs_it_on_every_commit() {
-    let topology = Topology::deploy("pipeline", Some(APP));
+    let topology = Topology::new("pipeline", Some(APP), "");
+    let deploy_calls = topology.out("deploy-calls.jsonl");
+    let deployed = run_xtask(
+        &["deploy", "--image", crate::package::IMAGE, "--config", topology.config.to_str().unwrap(), "--local"],
+        &[
+            ("GBG_LOCAL_DIR", topology.scratch.path.join("local").to_str().unwrap()),
+            ("GBG_CALL_LOG", deploy_calls.to_str().unwrap()),
+            ("NO_COLOR", "1"),
+        ],
+    );
+    assert_eq!(deployed.code, Some(0), "deploy --local failed:\n{}", deployed.stderr);
     let mut cleanup = Cleanup::default();
+
+    // 0. The operator's own calls: the key policy lets it use the key through S3 (the first
+    // release's targets and the gitflow Lambda's code are uploaded under it).
+    let proven = topology.xtask(&["verify", "--calls", deploy_calls.to_str().unwrap(), "--json"]);
+    assert_eq!(proven.code, Some(0), "the operator's deploy calls are not all allowed:\n{}", proven.stderr);
+    let findings: Vec<Value> = serde_json::from_str(&proven.stdout).unwrap();
+    assert!(
+        findings.iter().any(|finding| finding["actor"]
+            .as_str()
+            .unwrap()
+            .ends_with("role/OrganizationAccountAccessRole")
+            && finding["action"] == "kms:GenerateDataKey"
+            && finding["allowed"] == true),
+        "the operator's SSE-KMS uploads are proven: {findings:?}"
+    );
     let (config, aws) = topology.aws().await;
     let head = head();
 
-    // 1. This repository's HEAD, through every stage.
-    let (first, _) = rehearse(&topology, "HEAD");
+    // 1. This repository's HEAD, through every stage, every recorded call proven.
+    let (first, first_log) = rehearse(&topology, "HEAD");
+    assert!(first_log.contains("authorizations allowed by the policies we ship"), "{first_log}");
+    let access = first["access"].as_array().unwrap();
+    assert!(access.iter().all(|finding| finding["allowed"] == true), "{access:?}");
+    for (role, action) in
+        [("build", "s3:PutObject"), ("pipeline", "sts:AssumeRole"), ("release-ap-south-1", "kms:Decrypt")]
+    {
+        assert!(
+            access.iter().any(|finding| finding["actor"].as_str().unwrap().ends_with(&format!("role/{APP}-{role}"))
+                && finding["action"] == action),
+            "the rehearsal recorded {role} {action}: {access:?}"
+        );
+    }
     assert_eq!(first["revision"], head.as_str());
     let tag = &head[..12];
     assert_eq!(first["image"]["tag"], tag);
     cleanup.image(format!("{APP}:{tag}"));
-    let stages: Vec<&str> = first["stages"].as_array().unwrap().iter().map(|stage| stage["name"].as_str().unwrap()).collect();
+    let stages: Vec<&str> =
+        first["stages"].as_array().unwrap().iter().map(|stage| stage["name"].as_str().unwrap()).collect();
     assert_eq!(stages, ["Source", "Build", "Wave1", "Wave2"]);
     let all = actions(&first);
     let (_, _, status, identity) = &all[0];
     assert_eq!(status, "succeeded");
-    assert!(identity.contains(&format!(":assumed-role/{APP}-pipeline/")), "the source runs as the pipeline role: {identity}");
+    assert!(
+        identity.contains(&format!(":assumed-role/{APP}-pipeline/")),
+        "the source runs as the pipeline role: {identity}"
+    );
     let (_, _, status, identity) = &all[1];
     assert_eq!(status, "succeeded");
     assert!(
@@ -146,21 +238,33 @@ async fn the_pipeline_runs_as_aws_runs_it_on_every_commit() {
         "the build runs as the build role: {identity}"
     );
     for workload in &config.workloads {
-        let (_, _, status, identity) =
-            all.iter().find(|(_, name, _, _)| *name == format!("Deploy-{}", workload.name)).expect("a deploy action per workload");
+        let (_, _, status, identity) = all
+            .iter()
+            .find(|(_, name, _, _)| *name == format!("Deploy-{}", workload.name))
+            .expect("a deploy action per workload");
         assert_eq!(status, "recorded", "the emulator records the deployment, never runs it");
         assert!(
-            identity.starts_with(&format!("arn:aws:sts::{}:assumed-role/{APP}-release-{}/", workload.account, workload.region)),
+            identity.starts_with(&format!(
+                "arn:aws:sts::{}:assumed-role/{APP}-release-{}/",
+                workload.account, workload.region
+            )),
             "{}'s deploy runs as its release role: {identity}",
             workload.name
         );
         let codedeploy = aws.codedeploy(&workload.account, &workload.region).await.unwrap();
-        let listed = codedeploy.list_deployments().application_name(APP).deployment_group_name(APP).send().await.unwrap();
+        let listed =
+            codedeploy.list_deployments().application_name(APP).deployment_group_name(APP).send().await.unwrap();
         assert_eq!(listed.deployments().len(), 1, "one deployment in {}", workload.name);
     }
     let digest = first["image"]["digest"].as_str().unwrap().to_string();
-    for region in config.regions().iter().filter(|region| config.workloads.iter().any(|workload| &workload.region == *region)) {
-        assert_eq!(registry_digest(&topology, region, tag).as_deref(), Some(digest.as_str()), "{region} holds the image");
+    for region in
+        config.regions().iter().filter(|region| config.workloads.iter().any(|workload| &workload.region == *region))
+    {
+        assert_eq!(
+            registry_digest(&topology, region, tag).as_deref(),
+            Some(digest.as_str()),
+            "{region} holds the image"
+        );
     }
 
     // 2. A new commit on a scratch branch: a new tag, everywhere.
@@ -172,7 +276,11 @@ async fn the_pipeline_runs_as_aws_runs_it_on_every_commit() {
     assert_eq!(second["image"]["tag"], second_tag);
     assert_ne!(second["image"]["digest"], digest.as_str(), "a changed page is another image");
     for workload in &config.workloads {
-        assert!(registry_digest(&topology, &workload.region, second_tag).is_some(), "{} got the new tag", workload.name);
+        assert!(
+            registry_digest(&topology, &workload.region, second_tag).is_some(),
+            "{} got the new tag",
+            workload.name
+        );
     }
 
     // 3. The same commit again: found in every registry, nothing built, pushed or uploaded.
@@ -181,16 +289,61 @@ async fn the_pipeline_runs_as_aws_runs_it_on_every_commit() {
     assert!(third_log.contains("nothing to build or push"), "{third_log}");
     assert!(third_log.contains("0 objects uploaded (0 bytes)"), "{third_log}");
 
-    // 4. The build's folder has no .git: without CodeBuild's variable nothing is tagged.
+    // 4. A grant the pipeline needs, taken away and redeployed: the proof names the call.
+    let tools = (config.tools.account.clone(), config.tools.region.clone());
+    let build_stack = format!("{APP}-build");
+    let original = redeploy_edited(&aws, &tools.0, &tools.1, &build_stack, |body| {
+        body.replacen("                  - s3:PutObject\n", "", 1)
+    })
+    .await;
+    verify_denies(&topology, &format!("{APP}-build"), "s3:PutObject");
+    update(&aws, &tools.0, &tools.1, &build_stack, &original).await;
+
+    let india = &config.workloads[0];
+    let release_stack = format!("{APP}-release");
+    let original = redeploy_edited(&aws, &india.account, &india.region, &release_stack, |body| {
+        body.replacen("                  - kms:Decrypt\n                  - kms:DescribeKey\n                Resource: !Ref ArtifactKeyArn", "                  - kms:DescribeKey\n                Resource: !Ref ArtifactKeyArn", 1)
+    })
+    .await;
+    verify_denies(&topology, &format!("{APP}-release-{}", india.region), "kms:Decrypt");
+    update(&aws, &india.account, &india.region, &release_stack, &original).await;
+
+    let pipeline_stack = format!("{APP}-pipeline");
+    let original = redeploy_edited(&aws, &tools.0, &tools.1, &pipeline_stack, |body| {
+        let mut template: Value = serde_json::from_str(body).unwrap();
+        let statements =
+            template.pointer_mut("/Resources/PipelineRole/Properties/Policies/0/PolicyDocument/Statement").unwrap();
+        for statement in statements.as_array_mut().unwrap() {
+            if statement["Sid"] == "AssumeTheReleaseRoles" {
+                statement["Action"] = Value::from("sts:TagSession");
+            }
+        }
+        serde_json::to_string(&template).unwrap()
+    })
+    .await;
+    verify_denies(&topology, &format!("{APP}-pipeline"), "sts:AssumeRole");
+    update(&aws, &tools.0, &tools.1, &pipeline_stack, &original).await;
+    let restored = topology.xtask(&["verify"]);
+    assert_eq!(restored.code, Some(0), "with every grant back, the proof passes:\n{}", restored.stderr);
+
+    // 5. The build's folder has no .git: without CodeBuild's variable nothing is tagged.
     let export = xtask::project::target_dir().join("pipeline").join(APP).join("src");
     assert!(!export.join(".git").exists());
     let binary = export.join("target").join("debug").join("xtask");
     assert!(binary.is_file(), "the build compiled its own xtask in {}", export.display());
     let sh = Shell::new().unwrap();
     sh.change_dir(&export);
-    let refused = cmd!(sh, "{binary} image").env_remove("CODEBUILD_RESOLVED_SOURCE_VERSION").quiet().ignore_status().output().unwrap();
+    let refused = cmd!(sh, "{binary} image")
+        .env_remove("CODEBUILD_RESOLVED_SOURCE_VERSION")
+        .quiet()
+        .ignore_status()
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("is not a git checkout") && stderr.contains("CODEBUILD_RESOLVED_SOURCE_VERSION="), "{stderr}");
+    assert!(
+        stderr.contains("is not a git checkout") && stderr.contains("CODEBUILD_RESOLVED_SOURCE_VERSION="),
+        "{stderr}"
+    );
     assert!(!stderr.contains("Error {") && !stderr.contains("{ "), "no debug dump: {stderr}");
 }
