@@ -32,6 +32,7 @@ use crate::aws::{Aws, error_text};
 use crate::config::{Config, Workload};
 use crate::output::Printer;
 use crate::release_files::manifest::{Artifact, Manifest};
+use crate::release_files::taskdef::TaskDefinition;
 use crate::release_files::{self, render};
 
 /// How long to follow, and whether to.
@@ -178,48 +179,22 @@ pub async fn deploy_workload(
     let (definition, appspec) = (documents.task_definition, documents.appspec);
 
     let ecs = aws.ecs(&workload.account, &workload.region).await?;
-    let registered = definition
-        .to_request(ecs.register_task_definition())?
-        .send()
-        .await
-        .map_err(|error| anyhow!(error_text(&error)))
-        .with_context(|| {
-            format!("registering task definition {} in {}/{}", definition.family, workload.account, workload.region)
-        })?;
-    let arn = registered
-        .task_definition()
-        .and_then(|registered| registered.task_definition_arn())
-        .context("ECS registered the task definition but returned no ARN")?
-        .to_string();
-    result.task_definition = Some(arn.clone());
-
-    let content = render::appspec_for(&appspec, &arn);
-    let revision = RevisionLocation::builder()
-        .revision_type(RevisionLocationType::AppSpecContent)
-        .app_spec_content(AppSpecContent::builder().content(&content).sha256(sha256_hex(content.as_bytes())).build())
-        .build();
     let codedeploy = aws.codedeploy(&workload.account, &workload.region).await?;
-    let created = codedeploy
-        .create_deployment()
-        .application_name(&config.app)
-        .deployment_group_name(&config.app)
-        .revision(revision)
-        .description(format!("release {} ({}) by cargo xtask", manifest.id, manifest.version))
-        .send()
-        .await
-        .map_err(|error| anyhow!(error_text(&error)))
-        .with_context(|| {
-            let hint = if aws.is_local() {
+    let target = Deployment {
+        application: &config.app,
+        group: &config.app,
+        place: format!("{}/{}", workload.account, workload.region),
+        description: format!("release {} ({}) by cargo xtask", manifest.id, manifest.version),
+    };
+    let (arn, id) =
+        register_and_deploy(&ecs, &codedeploy, &target, &definition, &appspec).await.with_context(|| {
+            if aws.is_local() {
                 "the emulator's CloudFormation creates no CodeDeploy application; rehearse locally with `--via site`"
             } else {
                 "is the release stack deployed (`cargo xtask deploy`)?"
-            };
-            format!(
-                "creating a deployment of {}/{} in {}/{}; {hint}",
-                config.app, config.app, workload.account, workload.region
-            )
+            }
         })?;
-    let id = created.deployment_id().context("CodeDeploy returned no deployment id")?.to_string();
+    result.task_definition = Some(arn.clone());
     printer.status("Started", format!("deployment {id} of {} ({}) with {arn}", workload.name, workload.region));
     result.deployment_id = Some(id.clone());
     let (status, detail, ok) = follow_deployment(&codedeploy, aws.is_local(), &id, workload, follow, printer).await?;
@@ -227,6 +202,59 @@ pub async fn deploy_workload(
     result.detail = detail;
     result.ok = ok;
     Ok(result)
+}
+
+/// Where a deployment goes, and what it says of itself.
+pub struct Deployment<'a> {
+    pub application: &'a str,
+    pub group: &'a str,
+    /// `<account>/<region>`, for messages.
+    pub place: String,
+    pub description: String,
+}
+
+/// What CodeDeployToECS does with a workload's documents: registers the task definition, then
+/// creates the deployment with the AppSpec inline (`AppSpecContent`), its `<TASK_DEFINITION>`
+/// replaced by that registration
+/// (https://docs.aws.amazon.com/codepipeline/latest/userguide/action-reference-ECSbluegreen.html).
+/// Returns the task definition's ARN and the deployment's id.
+pub async fn register_and_deploy(
+    ecs: &aws_sdk_ecs::Client,
+    codedeploy: &aws_sdk_codedeploy::Client,
+    target: &Deployment<'_>,
+    definition: &TaskDefinition,
+    appspec: &str,
+) -> Result<(String, String)> {
+    let registered = definition
+        .to_request(ecs.register_task_definition())?
+        .send()
+        .await
+        .map_err(|error| anyhow!(error_text(&error)))
+        .with_context(|| format!("ecs:RegisterTaskDefinition of {} in {}", definition.family, target.place))?;
+    let arn = registered
+        .task_definition()
+        .and_then(|registered| registered.task_definition_arn())
+        .context("ECS registered the task definition but returned no ARN")?
+        .to_string();
+    let content = render::appspec_for(appspec, &arn);
+    let revision = RevisionLocation::builder()
+        .revision_type(RevisionLocationType::AppSpecContent)
+        .app_spec_content(AppSpecContent::builder().content(&content).sha256(sha256_hex(content.as_bytes())).build())
+        .build();
+    let created = codedeploy
+        .create_deployment()
+        .application_name(target.application)
+        .deployment_group_name(target.group)
+        .revision(revision)
+        .description(&target.description)
+        .send()
+        .await
+        .map_err(|error| anyhow!(error_text(&error)))
+        .with_context(|| {
+            format!("codedeploy:CreateDeployment of {}/{} in {}", target.application, target.group, target.place)
+        })?;
+    let id = created.deployment_id().context("CodeDeploy returned no deployment id")?.to_string();
+    Ok((arn, id))
 }
 
 /// Polls a deployment until it ends, printing each lifecycle event as it changes. Returns the

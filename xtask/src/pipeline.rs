@@ -41,10 +41,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use aws_sdk_codedeploy::types::{
-    AppSpecContent, ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType, EcsService, RevisionLocation,
-    RevisionLocationType,
-};
+use aws_sdk_codedeploy::types::{ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType, EcsService};
 use futures_util::future::join_all;
 use serde::Serialize;
 use xshell::{Shell, cmd};
@@ -55,12 +52,13 @@ use crate::archive::{self, Entry};
 use crate::artifacts;
 use crate::aws::record::{self, CALL_LOG_VAR};
 use crate::aws::{Aws, error_text};
+use crate::bluegreen;
 use crate::config::{Config, Target};
 use crate::engine::deployed::Deployed;
 use crate::output::{Exit, table};
 use crate::project::{CODEBUILD_COMMIT_VAR, SOURCE_TIME_VAR};
 use crate::release_files::manifest::{Manifest, get_object};
-use crate::release_files::{self, IMAGE_DETAIL_FILE, MANIFEST_FILE, render, taskdef::TaskDefinition};
+use crate::release_files::{self, IMAGE_DETAIL_FILE, MANIFEST_FILE, taskdef::TaskDefinition};
 use crate::template::Template;
 use buildspec::Buildspec;
 use definition::{ActionDef, Pipeline};
@@ -703,41 +701,15 @@ impl Rehearsal<'_> {
         let group = action.setting("DeploymentGroupName")?;
         let gaps = self.ensure_codedeploy(workload, &application, &group).await?;
 
-        let ecs = release.ecs(&region);
-        let registered = definition
-            .to_request(ecs.register_task_definition())?
-            .send()
-            .await
-            .map_err(|error| anyhow!(error_text(&error)))
-            .with_context(|| {
-                format!("ecs:RegisterTaskDefinition of {} in {}/{region}", definition.family, workload.account)
-            })?;
-        let arn = registered
-            .task_definition()
-            .and_then(|registered| registered.task_definition_arn())
-            .context("ECS registered the task definition but returned no ARN")?
-            .to_string();
-        let content = render::appspec_for(&appspec, &arn);
-        let revision = RevisionLocation::builder()
-            .revision_type(RevisionLocationType::AppSpecContent)
-            .app_spec_content(
-                AppSpecContent::builder().content(&content).sha256(archive::sha256_hex(content.as_bytes())).build(),
-            )
-            .build();
         let codedeploy = release.codedeploy(&region);
-        let created = codedeploy
-            .create_deployment()
-            .application_name(&application)
-            .deployment_group_name(&group)
-            .revision(revision)
-            .description(format!("pipeline {} rehearsal {}", self.pipeline.name, self.execution))
-            .send()
-            .await
-            .map_err(|error| anyhow!(error_text(&error)))
-            .with_context(|| {
-                format!("codedeploy:CreateDeployment in {application}/{group} ({}/{region})", workload.account)
-            })?;
-        let id = created.deployment_id().context("CodeDeploy returned no deployment id")?.to_string();
+        let target = bluegreen::Deployment {
+            application: &application,
+            group: &group,
+            place: format!("{}/{region}", workload.account),
+            description: format!("pipeline {} rehearsal {}", self.pipeline.name, self.execution),
+        };
+        let (arn, id) =
+            bluegreen::register_and_deploy(&release.ecs(&region), &codedeploy, &target, &definition, &appspec).await?;
         let status = codedeploy
             .get_deployment()
             .deployment_id(&id)
@@ -907,7 +879,9 @@ fn print_report(ctx: &Ctx, report: &Report) {
     } else {
         access::report(&ctx.printer, &report.access, total, &source);
     }
-    let failed = report.stages.iter().flat_map(|stage| &stage.actions).find(|action| action.status == Status::Failed);
+    let failed = report.stages.iter().find_map(|stage| {
+        stage.actions.iter().find(|action| action.status == Status::Failed).map(|action| (stage, action))
+    });
     let stage_times: Vec<String> =
         report.stages.iter().map(|stage| format!("{} {:.1} s", stage.name, stage.seconds)).collect();
     match failed {
@@ -915,8 +889,9 @@ fn print_report(ctx: &Ctx, report: &Report) {
             "every action got through on the emulator, which evaluates no IAM, but on AWS the policies we ship would refuse {} of the calls (above)",
             denied.len()
         )),
-        Some(action) => ctx.printer.error(format!(
-            "the rehearsal failed at {} ({}) as {}: {}; later stages were skipped",
+        Some((stage, action)) => ctx.printer.error(format!(
+            "the rehearsal failed at stage {}, action {} ({}) as {}: {}; later stages were skipped",
+            stage.name,
             action.name,
             action.provider,
             if action.identity.is_empty() { "no identity yet" } else { action.identity.as_str() },

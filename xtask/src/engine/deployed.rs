@@ -90,7 +90,7 @@ impl Deployed {
 
 /// moto's DescribeStacks returns a `CommaDelimitedList` parameter as Python's repr of the list
 /// (`['a', 'b']`), where AWS returns it as it was given (`a,b`): the items of such a value.
-fn python_list(value: &str) -> Option<Vec<String>> {
+pub fn python_list(value: &str) -> Option<Vec<String>> {
     let inner = value.strip_prefix('[')?.strip_suffix(']')?;
     if inner.trim().is_empty() {
         return Some(Vec::new());

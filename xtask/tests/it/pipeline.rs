@@ -122,37 +122,65 @@ fn registry_digest(topology: &Topology, region: &str, tag: &str) -> Option<Strin
     (answer.status == 200).then(|| answer.header("docker-content-digest").unwrap().to_string())
 }
 
-/// Deploys `stack` again with its deployed template changed by `edit`, every parameter as it was,
-/// as `cargo xtask deploy` would after that edit of the template; returns the template it had.
-async fn redeploy_edited(aws: &Aws, account: &str, region: &str, stack: &str, edit: impl Fn(&str) -> String) -> String {
-    let cloudformation = aws.cloudformation(account, region).await.unwrap();
-    let original =
-        cloudformation.get_template().stack_name(stack).send().await.unwrap().template_body().unwrap().to_string();
-    let edited = edit(&original);
-    assert_ne!(edited, original, "the edit of {stack} changed nothing");
-    update(aws, account, region, stack, &edited).await;
-    original
+/// A stack as deployed: its template and its parameters' values.
+struct Snapshot {
+    body: String,
+    parameters: Vec<Parameter>,
 }
 
-async fn update(aws: &Aws, account: &str, region: &str, stack: &str, body: &str) {
+/// Deploys `stack` again with its deployed template changed by `edit` and every parameter as it
+/// was, as `cargo xtask deploy` would after that edit of the template; returns the stack as it was.
+/// Every parameter is given its value again: moto's UsePreviousValue fails (HTTP 500) on a
+/// parameter that took its default.
+async fn redeploy_edited(
+    aws: &Aws,
+    account: &str,
+    region: &str,
+    stack: &str,
+    edit: impl Fn(&str) -> String,
+) -> Snapshot {
     let cloudformation = aws.cloudformation(account, region).await.unwrap();
+    let body =
+        cloudformation.get_template().stack_name(stack).send().await.unwrap().template_body().unwrap().to_string();
     let described = cloudformation.describe_stacks().stack_name(stack).send().await.unwrap();
+    // moto's DescribeStacks shows a list parameter as Python's list repr: given back as the list.
     let parameters: Vec<Parameter> = described.stacks()[0]
         .parameters()
         .iter()
         .map(|parameter| {
-            Parameter::builder().parameter_key(parameter.parameter_key().unwrap()).use_previous_value(true).build()
+            let value = parameter.parameter_value().unwrap_or_default();
+            let value =
+                xtask::engine::deployed::python_list(value).map_or_else(|| value.to_string(), |items| items.join(","));
+            Parameter::builder().parameter_key(parameter.parameter_key().unwrap()).parameter_value(value).build()
         })
         .collect();
+    let original = Snapshot { body, parameters };
+    let edited = edit(&original.body);
+    assert_ne!(edited, original.body, "the edit of {stack} changed nothing");
+    update(aws, account, region, stack, &edited, &original.parameters).await;
+    original
+}
+
+/// Puts `snapshot` back.
+async fn restore(aws: &Aws, account: &str, region: &str, stack: &str, snapshot: &Snapshot) {
+    update(aws, account, region, stack, &snapshot.body, &snapshot.parameters).await;
+}
+
+async fn update(aws: &Aws, account: &str, region: &str, stack: &str, body: &str, parameters: &[Parameter]) {
+    let cloudformation = aws.cloudformation(account, region).await.unwrap();
     cloudformation
         .update_stack()
         .stack_name(stack)
         .template_body(body)
-        .set_parameters(Some(parameters))
+        .set_parameters(Some(parameters.to_vec()))
         .capabilities(Capability::CapabilityNamedIam)
         .send()
         .await
-        .unwrap_or_else(|error| panic!("updating {stack}: {error:?}"));
+        .unwrap_or_else(|error| panic!("updating {stack}: {}", xtask::aws::error_text(&error)));
+    let status = cloudformation.describe_stacks().stack_name(stack).send().await.unwrap().stacks()[0]
+        .stack_status()
+        .map(|status| status.as_str().to_string());
+    assert_eq!(status.as_deref(), Some("UPDATE_COMPLETE"), "{stack}");
 }
 
 /// `verify --local` over the rehearsal's recorded calls, expecting it to deny `action` to `role`.
@@ -283,22 +311,32 @@ async fn the_pipeline_runs_as_aws_runs_it_on_every_commit() {
         );
     }
 
-    // 3. The same commit again: found in every registry, nothing built, pushed or uploaded.
-    let (third, third_log) = rehearse(&topology, &scratch.branch);
-    assert_eq!(third["image"], second["image"]);
-    assert!(third_log.contains("nothing to build or push"), "{third_log}");
-    assert!(third_log.contains("0 objects uploaded (0 bytes)"), "{third_log}");
-
-    // 4. A grant the pipeline needs, taken away and redeployed: the proof names the call.
+    // 3. The same commit again, with the build role's s3:PutObject taken away and its stack
+    // redeployed: the image is found in every registry and nothing is built, pushed or uploaded,
+    // but the build's artifact upload is a call AWS would refuse: the rehearsal fails, naming it.
     let tools = (config.tools.account.clone(), config.tools.region.clone());
     let build_stack = format!("{APP}-build");
     let original = redeploy_edited(&aws, &tools.0, &tools.1, &build_stack, |body| {
         body.replacen("                  - s3:PutObject\n", "", 1)
     })
     .await;
+    let third = topology.xtask(&["pipeline", "run", "--ref", &scratch.branch, "--skip-check", "--json"]);
+    assert_eq!(third.code, Some(1), "a build role without s3:PutObject must fail the rehearsal:\n{}", third.stderr);
+    let third_report: Value = serde_json::from_str(&third.stdout).unwrap();
+    assert_eq!(third_report["image"], second["image"]);
+    assert!(third.stderr.contains("nothing to build or push"), "{}", third.stderr);
+    assert!(third.stderr.contains("0 objects uploaded (0 bytes)"), "{}", third.stderr);
+    assert!(
+        third.stderr.lines().any(|line| line.starts_with("error: ")
+            && line.contains(&format!("role/{APP}-build may not s3:PutObject on arn:aws:s3:::"))
+            && line.contains("(S3 PutObject)")),
+        "the denied call is named:\n{}",
+        third.stderr
+    );
     verify_denies(&topology, &format!("{APP}-build"), "s3:PutObject");
-    update(&aws, &tools.0, &tools.1, &build_stack, &original).await;
+    restore(&aws, &tools.0, &tools.1, &build_stack, &original).await;
 
+    // 4. More grants the pipeline needs, each taken away and redeployed: the proof names the call.
     let india = &config.workloads[0];
     let release_stack = format!("{APP}-release");
     let original = redeploy_edited(&aws, &india.account, &india.region, &release_stack, |body| {
@@ -306,7 +344,7 @@ async fn the_pipeline_runs_as_aws_runs_it_on_every_commit() {
     })
     .await;
     verify_denies(&topology, &format!("{APP}-release-{}", india.region), "kms:Decrypt");
-    update(&aws, &india.account, &india.region, &release_stack, &original).await;
+    restore(&aws, &india.account, &india.region, &release_stack, &original).await;
 
     let pipeline_stack = format!("{APP}-pipeline");
     let original = redeploy_edited(&aws, &tools.0, &tools.1, &pipeline_stack, |body| {
@@ -322,7 +360,7 @@ async fn the_pipeline_runs_as_aws_runs_it_on_every_commit() {
     })
     .await;
     verify_denies(&topology, &format!("{APP}-pipeline"), "sts:AssumeRole");
-    update(&aws, &tools.0, &tools.1, &pipeline_stack, &original).await;
+    restore(&aws, &tools.0, &tools.1, &pipeline_stack, &original).await;
     let restored = topology.xtask(&["verify"]);
     assert_eq!(restored.code, Some(0), "with every grant back, the proof passes:\n{}", restored.stderr);
 
