@@ -5,12 +5,18 @@
 //!
 //! - `check`: lints the templates (`cargo xtask lint`), then formatting, clippy and every test
 //!   (`cargo xtask test`).
-//! - `build`: `check`, then builds the site's image once, pushes it to every workload's registry
+//! - `build`: lints the templates, then builds the site's image once, pushes it to every workload's registry
 //!   and packages the release into every regional bucket and the pipeline's build artifact folder
 //!   (`cargo xtask package --out target/release/artifact`:
 //!   `<workload>/taskdef.json`, `<workload>/appspec.yaml`, `<workload>/imageDetail.json`,
 //!   `release-manifest.json`, what buildspec.yaml exports), and verifies it
 //!   (`cargo xtask verify-release`).
+//!
+//! `build` does not run the tests again. They need the repository's history (the pipeline
+//! rehearsal exports a commit of it; `gitflow init` archives HEAD), which a CodePipeline `CODE_ZIP`
+//! source does not have, and they already ran on this very commit: the gitflow merges into main
+//! only the commit its validation build (`ci check`, a full clone) passed. `--skip-check` (or
+//! `GBG_CI_SKIP_CHECK=1`) skips the lint too.
 //!
 //! Each step is this same binary run as a child with its subcommand, so CI runs exactly what a
 //! developer runs, and a failure names the step and the command to repeat it.
@@ -36,8 +42,8 @@ pub struct Args {
 pub enum Step {
     /// Lint the templates, then formatting, clippy and every test (pull-request validation).
     Check,
-    /// `check`, then build and push the image, package the release into every regional bucket and
-    /// the pipeline's artifact folder, and verify it (the pipeline's build).
+    /// Lint, then build and push the image, package the release into every regional bucket and the
+    /// pipeline's artifact folder, and verify it (the pipeline's build; the tests ran in `check`).
     Build(BuildArgs),
 }
 
@@ -52,7 +58,7 @@ pub struct BuildArgs {
     /// The folder the pipeline's build action exports (buildspec.yaml's base-directory).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Skip `check` (lint and tests), e.g. when the same commit was just validated; also set by
+    /// Skip the lint, e.g. when the same commit was just validated; also set by
     /// `GBG_CI_SKIP_CHECK=1` in the build's environment (`cargo xtask pipeline run --skip-check`).
     #[arg(long, env = "GBG_CI_SKIP_CHECK", value_parser = clap::builder::BoolishValueParser::new())]
     pub skip_check: bool,
@@ -74,10 +80,13 @@ fn check(ctx: &Ctx) -> Result<()> {
 
 fn build(ctx: &Ctx, args: BuildArgs) -> Result<()> {
     if args.skip_check {
-        ctx.printer.note("ci build: lint and tests skipped (--skip-check or GBG_CI_SKIP_CHECK)");
+        ctx.printer.note("ci build: lint skipped (--skip-check or GBG_CI_SKIP_CHECK)");
     } else {
-        check(ctx)?;
+        step(ctx, "lint", &["lint".into()])?;
     }
+    ctx.printer.note(
+        "ci build runs no tests: the validation build (`ci check`, a full clone) ran them on this commit before the gitflow merged it",
+    );
     let out = args.out.unwrap_or_else(release_files::default_out_dir);
     let mut target = vec!["--config".to_string(), args.target.config.display().to_string()];
     if args.target.local {

@@ -85,7 +85,7 @@ pub struct RunArgs {
     /// The commit, branch or tag of this repository to release; default: the pipeline's branch.
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
-    /// Skip the lint-and-test half of `ci build` (sets GBG_CI_SKIP_CHECK=1 in the build's
+    /// Skip the lint of `ci build` (sets GBG_CI_SKIP_CHECK=1 in the build's
     /// environment); the rehearsal says it did.
     #[arg(long)]
     pub skip_check: bool,
@@ -469,7 +469,7 @@ impl Rehearsal<'_> {
             format!("in {} as {} (install phase skipped: {install_note})", dir.display(), build_role.identity),
         );
         if self.args.skip_check {
-            notes.push("lint and tests skipped (--skip-check: GBG_CI_SKIP_CHECK=1)".into());
+            notes.push("lint skipped (--skip-check: GBG_CI_SKIP_CHECK=1)".into());
         }
         notes.push(
             "emulator gap: the image goes to the local registries over the registry protocol; moto keeps each \
