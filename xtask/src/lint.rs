@@ -1,6 +1,8 @@
 //! `cargo xtask lint`: every CloudFormation template under `cfn/`, plus the pipeline expanded for
 //! the config, through cfn-lint, checkov, cfn-guard (the project's Guard rules in `cfn/guard`),
-//! cfn_nag (when on PATH) and the pattern's own rules.
+//! cfn_nag (when on PATH) and the pattern's own rules, IAM included (`lint/iam.rs`). Given paths
+//! (`cargo xtask lint <file-or-folder>...`), it lints exactly those templates, inside the project
+//! or not, and expands no pipeline.
 //!
 //! Each finding is printed once as `file:line: [tool rule] message`, then a summary line; any
 //! finding fails the command (exit 1). A file that is not valid YAML or not a template stops the
@@ -16,6 +18,7 @@ mod cfn_guard;
 mod cfn_lint;
 mod cfn_nag;
 mod checkov;
+mod iam;
 pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,8 +40,8 @@ use crate::venv::Venv;
 /// Arguments of `cargo xtask lint`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
-    /// Templates or folders to lint, relative to the project root [default: every template
-    /// under cfn/ and the pipeline expanded for --config].
+    /// Templates or folders to lint, absolute or relative to the project root; exactly these are
+    /// linted [default: every template under cfn/ and the pipeline expanded for --config].
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// The topology the pipeline template is expanded for (with the default templates only).
@@ -138,7 +141,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let files: BTreeSet<&str> = report.findings.iter().map(|finding| finding.file.as_str()).collect();
     ctx.printer.error(format!(
         "{} findings in {} of {summary}; fix them, or suppress one on its resource with a written reason for every \
-         linter that raises it (checkov `skip`, cfn_nag `rules_to_suppress`, Guard `SuppressedRules` and `Reasons`)",
+         linter that raises it (checkov `skip`, cfn_nag `rules_to_suppress`, Guard `SuppressedRules` and `Reasons`, \
+         gbg `rules_to_suppress`)",
         report.findings.len(),
         files.len()
     ));

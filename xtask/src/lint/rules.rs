@@ -3,11 +3,18 @@
 //! The generic linters know CloudFormation and common security checks, not this pattern: which
 //! key the buckets use, that a release can roll itself back, that the service belongs to
 //! CodeDeploy. Each rule here is one promise of the pattern; every finding names the resource
-//! and says what to write instead.
+//! and says what to write instead. The IAM rules (cfn_nag's IAM checks, on every machine) are in
+//! `iam.rs`.
+//!
+//! A resource accepts a finding of these rules with `Metadata: gbg: rules_to_suppress: [{id:
+//! <rule>, reason: <why it is safe>}]`, the shape cfn_nag's suppressions have. A suppression
+//! without a reason is a `suppression-reason` finding, and one that hides nothing (its rule does
+//! not fire on that resource, or is no rule of ours) a `stale-suppression` finding; the
+//! suppression rules themselves cannot be suppressed.
 
 use serde_json::Value;
 
-use crate::lint::Finding;
+use crate::lint::{Finding, iam};
 use crate::template::{Template, pointer_segment};
 
 /// The tool name in findings: `[gbg <rule>]`.
@@ -23,16 +30,26 @@ pub const RULES: &[&str] = &[
     "ecr-immutable",
     "ecs-code-deploy",
     "auto-rollback",
-    "iam-wildcard",
+    // lint/iam.rs
+    "iam-passrole-wildcard",
+    "iam-write-wildcard",
+    "iam-wildcard-action",
+    "iam-allow-not",
+    "iam-managed-policy",
+    "iam-open-principal",
+    "iam-arn-malformed",
     "suppression-reason",
     "suppression-pair",
     "hard-coded-account",
     "hard-coded-region",
 ];
 
+/// Rules a `gbg` suppression cannot hide: they are about the suppressions themselves.
+const UNSUPPRESSIBLE: &[&str] = &["suppression-reason", "suppression-pair", "stale-suppression"];
+
 /// Checks every rule on `template`; `file` is the name findings carry.
 pub fn check(template: &Template, file: &str) -> Vec<Finding> {
-    let mut out = Out { template, file, findings: Vec::new() };
+    let mut out = Out::new(template, file);
     buckets(&mut out);
     artifact_stores(&mut out);
     builds(&mut out);
@@ -40,27 +57,42 @@ pub fn check(template: &Template, file: &str) -> Vec<Finding> {
     registries(&mut out);
     services(&mut out);
     deployment_groups(&mut out);
-    policies(&mut out);
+    iam::check(&mut out);
     suppressions(&mut out);
     hard_coded(&mut out);
-    out.findings
+    own_suppressions(&mut out);
+    out.into_findings()
 }
 
-struct Out<'a> {
-    template: &'a Template,
+/// The findings of one template so far, each with the resource it is on.
+pub(super) struct Out<'a> {
+    pub(super) template: &'a Template,
     file: &'a str,
-    findings: Vec<Finding>,
+    findings: Vec<(Option<String>, Finding)>,
 }
 
-impl Out<'_> {
-    fn push(&mut self, pointer: &str, rule: &str, message: String) {
-        self.findings.push(Finding {
+impl<'a> Out<'a> {
+    pub(super) fn new(template: &'a Template, file: &'a str) -> Out<'a> {
+        Out { template, file, findings: Vec::new() }
+    }
+
+    /// A finding of `rule` at the node `pointer` (its line; its resource when under `/Resources`).
+    pub(super) fn push(&mut self, pointer: &str, rule: &str, message: String) {
+        let resource = pointer
+            .strip_prefix("/Resources/")
+            .map(|rest| rest.split('/').next().unwrap_or_default().replace("~1", "/").replace("~0", "~"));
+        let finding = Finding {
             file: self.file.to_string(),
             line: self.template.line(pointer),
             tool: TOOL.to_string(),
             rule: rule.to_string(),
             message,
-        });
+        };
+        self.findings.push((resource, finding));
+    }
+
+    pub(super) fn into_findings(self) -> Vec<Finding> {
+        self.findings.into_iter().map(|(_, finding)| finding).collect()
     }
 }
 
@@ -136,8 +168,8 @@ fn buckets(out: &mut Out) {
             .resources_of("AWS::S3::BucketPolicy")
             .filter(|(_, policy)| property(policy, &["Bucket"]).is_some_and(|bucket| is_ref_to(bucket, id)))
             .filter_map(|(_, policy)| property(policy, &["PolicyDocument", "Statement"]))
-            .flat_map(|statements| statement_list(statements))
-            .any(denies_insecure_transport);
+            .flat_map(|statements| iam::statements(statements, ""))
+            .any(|(_, _, statement)| denies_insecure_transport(statement));
         if !denies_plain_http {
             out.push(
                 &pointer,
@@ -305,103 +337,6 @@ fn deployment_groups(out: &mut Out) {
     }
 }
 
-/// No IAM statement allows every action, or a whole service's actions on every resource
-/// without a condition. Covers every policy document of every resource (roles, bucket, key and
-/// repository policies).
-fn policies(out: &mut Out) {
-    let template = out.template;
-    let mut documents = Vec::new();
-    for (id, resource) in template.resources() {
-        if let Some(properties) = resource.get("Properties") {
-            find_statements(properties, &format!("{}/Properties", resource_pointer(id)), &mut documents);
-        }
-    }
-    for (pointer, statement) in documents {
-        if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
-            continue;
-        }
-        let actions: Vec<&str> = list(statement.get("Action")).into_iter().filter_map(Value::as_str).collect();
-        if actions.contains(&"*") {
-            out.push(
-                &pointer,
-                "iam-wildcard",
-                "statement allows every action (Action `*`): list the actions it needs".into(),
-            );
-        }
-        if statement.get("NotAction").is_some() {
-            out.push(
-                &pointer,
-                "iam-wildcard",
-                "statement allows with NotAction, i.e. every other action: list the actions".into(),
-            );
-        }
-        let every_resource = statement.get("NotResource").is_some()
-            || list(statement.get("Resource")).iter().any(|resource| resource.as_str() == Some("*"));
-        let service_wide: Vec<&str> =
-            actions.iter().copied().filter(|action| action.ends_with(":*") && !action.starts_with('*')).collect();
-        if every_resource && statement.get("Condition").is_none() && !service_wide.is_empty() {
-            out.push(
-                &pointer,
-                "iam-wildcard",
-                format!(
-                    "statement allows {} on every resource without a condition: name the actions and the resources",
-                    service_wide.join(", ")
-                ),
-            );
-        }
-    }
-}
-
-/// Collects `(pointer, statement)` of every policy document below `value`.
-fn find_statements<'a>(value: &'a Value, pointer: &str, found: &mut Vec<(String, &'a Value)>) {
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map {
-                let child_pointer = format!("{pointer}/{}", pointer_segment(key));
-                if key == "Statement" {
-                    statement_pointers(child, &child_pointer, found);
-                } else {
-                    find_statements(child, &child_pointer, found);
-                }
-            }
-        }
-        Value::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                find_statements(item, &format!("{pointer}/{index}"), found);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The statements of a `Statement` value: a list or one statement, each possibly behind
-/// `Fn::If` (both branches count; `AWS::NoValue` is none).
-fn statement_pointers<'a>(value: &'a Value, pointer: &str, found: &mut Vec<(String, &'a Value)>) {
-    match value {
-        Value::Array(items) => {
-            for (index, item) in items.iter().enumerate() {
-                statement_pointers(item, &format!("{pointer}/{index}"), found);
-            }
-        }
-        Value::Object(map) => match map.get("Fn::If").and_then(Value::as_array) {
-            Some(arguments) => {
-                for (index, branch) in arguments.iter().enumerate().skip(1) {
-                    statement_pointers(branch, &format!("{pointer}/Fn::If/{index}"), found);
-                }
-            }
-            None if map.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue") => {}
-            None => found.push((pointer.to_string(), value)),
-        },
-        _ => {}
-    }
-}
-
-fn statement_list(value: &Value) -> Vec<&Value> {
-    let mut found = Vec::new();
-    statement_pointers(value, "", &mut found);
-    found.into_iter().map(|(_, statement)| statement).collect()
-}
-
 /// checkov checks and the cfn_nag rules that flag the same thing, read from each tool's rule
 /// source: checkov's `checkov/cloudformation/checks/resource/aws/<file>.py` (checkov 3.3.30, in
 /// the venv) and cfn_nag's `lib/cfn-nag/custom_rules/<file>.rb` (stelligent/cfn_nag 0.8.10), both
@@ -448,7 +383,7 @@ pub const CHECKOV_CFN_NAG: &[(&str, &[&str])] = &[
 ];
 
 /// Every suppression of a finding carries its written reason (checkov `comment`, cfn_nag
-/// `reason`, Guard `Reasons: {RULE: why}`), and a finding accepted for checkov is accepted, with
+/// `reason`, Guard `Reasons: {RULE: why}`, gbg `reason`), and a finding accepted for checkov is accepted, with
 /// a reason, for cfn_nag too where cfn_nag checks the same thing ([`CHECKOV_CFN_NAG`]): a linter
 /// that does not run here must not fail a build elsewhere on a finding accepted here.
 fn suppressions(out: &mut Out) {
@@ -497,6 +432,16 @@ fn suppressions(out: &mut Out) {
                 );
             }
         }
+        for (index, rule) in list(own_rules(metadata)).into_iter().enumerate() {
+            if !has_text(rule.get("reason")) {
+                let check = rule.get("id").and_then(Value::as_str).unwrap_or("?");
+                out.push(
+                    &format!("{pointer}/{TOOL}/rules_to_suppress/{index}"),
+                    "suppression-reason",
+                    format!("{id} suppresses {TOOL} {check} without a reason: add `reason:` saying why it is safe"),
+                );
+            }
+        }
         let guard = metadata.and_then(|metadata| metadata.get("guard"));
         let reasons = guard.and_then(|guard| guard.get("Reasons"));
         let suppressed = guard.and_then(|guard| guard.get("SuppressedRules"));
@@ -510,6 +455,51 @@ fn suppressions(out: &mut Out) {
                         "{id} suppresses Guard rule {rule} without a reason: add `Reasons: {{{rule}: ...}}` under \
                          `guard:` saying why it is safe"
                     ),
+                );
+            }
+        }
+    }
+}
+
+/// A resource's `Metadata: gbg: rules_to_suppress`.
+fn own_rules(metadata: Option<&Value>) -> Option<&Value> {
+    metadata.and_then(|metadata| metadata.get(TOOL)).and_then(|own| own.get("rules_to_suppress"))
+}
+
+/// Applies the `gbg` suppressions: drops the findings they accept, and reports each one that
+/// accepts nothing (see the module doc).
+fn own_suppressions(out: &mut Out) {
+    let template = out.template;
+    for (id, resource) in template.resources() {
+        let rules = list(own_rules(resource.get("Metadata")));
+        for (index, rule) in rules.into_iter().enumerate() {
+            let pointer = format!("{}/Metadata/{TOOL}/rules_to_suppress/{index}", resource_pointer(id));
+            let Some(rule) = rule.get("id").and_then(Value::as_str) else {
+                out.push(
+                    &pointer,
+                    "suppression-reason",
+                    format!("{id} has a {TOOL} suppression without `id:`: name the rule it accepts"),
+                );
+                continue;
+            };
+            if !RULES.contains(&rule) || UNSUPPRESSIBLE.contains(&rule) {
+                out.push(
+                    &pointer,
+                    "stale-suppression",
+                    format!(
+                        "{id} suppresses {TOOL} {rule}, which is no rule a suppression can accept (see RULES in \
+                         xtask/src/lint/rules.rs): fix the id or remove the suppression"
+                    ),
+                );
+                continue;
+            }
+            let before = out.findings.len();
+            out.findings.retain(|(owner, finding)| !(owner.as_deref() == Some(id) && finding.rule == rule));
+            if out.findings.len() == before {
+                out.push(
+                    &pointer,
+                    "stale-suppression",
+                    format!("{id} suppresses {TOOL} {rule}, which does not fire on it: remove the suppression"),
                 );
             }
         }
@@ -620,9 +610,9 @@ mod tests {
     fn suppression_findings(resource: &str) -> Vec<String> {
         let text = format!("Resources:\n  Logs:\n{resource}");
         let template = Template::parse(Path::new("bad.yaml"), &text).unwrap();
-        let mut out = Out { template: &template, file: "bad.yaml", findings: Vec::new() };
+        let mut out = Out::new(&template, "bad.yaml");
         suppressions(&mut out);
-        out.findings.into_iter().map(|finding| format!("{}: {}", finding.rule, finding.message)).collect()
+        out.into_findings().into_iter().map(|finding| format!("{}: {}", finding.rule, finding.message)).collect()
     }
 
     #[test]
@@ -695,6 +685,81 @@ mod tests {
         ];
         for (resource, expected) in cases {
             assert_eq!(suppression_findings(resource), *expected, "{resource}");
+        }
+    }
+
+    #[test]
+    fn own_rules_are_suppressed_with_a_reason_and_stale_ones_are_reported() {
+        let role = |metadata: &str| {
+            format!(
+                "Resources:
+  Role:
+    Type: AWS::IAM::Role
+{metadata}    Properties:
+      AssumeRolePolicyDocument:
+        Statement:
+          - {{Effect: Allow, Principal: {{Service: ecs-tasks.amazonaws.com}}, Action: sts:AssumeRole}}
+      Policies:
+        - PolicyName: app
+          PolicyDocument:
+            Statement:
+              - {{Effect: Allow, Action: \"logs:*\", Resource: !Sub \"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:app\"}}
+"
+            )
+        };
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "",
+                &[
+                    "12: iam-wildcard-action: role Role, inline policy app, statement 1 allows every action of a service \
+                   (logs:*): list the actions it needs",
+                ],
+            ),
+            (
+                "    Metadata:
+      gbg:
+        rules_to_suppress:
+          - {id: iam-wildcard-action, reason: The log group is the role's own.}
+",
+                &[],
+            ),
+            (
+                // Accepted, but the reason is missing.
+                "    Metadata:
+      gbg:
+        rules_to_suppress:
+          - {id: iam-wildcard-action}
+",
+                &["7: suppression-reason: Role suppresses gbg iam-wildcard-action without a reason: add `reason:` \
+                   saying why it is safe"],
+            ),
+            (
+                "    Metadata:
+      gbg:
+        rules_to_suppress:
+          - {id: iam-wildcard-action, reason: The log group is the role's own.}
+          - {id: iam-write-wildcard, reason: Nothing to hide.}
+          - {id: suppression-reason, reason: Not allowed.}
+          - {id: no-such-rule, reason: A typo.}
+",
+                &[
+                    "8: stale-suppression: Role suppresses gbg iam-write-wildcard, which does not fire on it: remove the \
+                     suppression",
+                    "9: stale-suppression: Role suppresses gbg suppression-reason, which is no rule a suppression can \
+                     accept (see RULES in xtask/src/lint/rules.rs): fix the id or remove the suppression",
+                    "10: stale-suppression: Role suppresses gbg no-such-rule, which is no rule a suppression can accept \
+                     (see RULES in xtask/src/lint/rules.rs): fix the id or remove the suppression",
+                ],
+            ),
+        ];
+        for (metadata, expected) in cases {
+            let text = role(metadata);
+            let template = Template::parse(Path::new("bad.yaml"), &text).unwrap();
+            let lines: Vec<String> = check(&template, "bad.yaml")
+                .into_iter()
+                .map(|finding| format!("{}: {}: {}", finding.line, finding.rule, finding.message))
+                .collect();
+            assert_eq!(lines, *expected, "{metadata}");
         }
     }
 

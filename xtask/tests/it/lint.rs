@@ -86,6 +86,52 @@ fn a_finding_fails_the_command_with_exit_1() {
 }
 
 #[test]
+fn iam_findings_name_the_resource_the_statement_and_the_fix() {
+    let fixtures =
+        ["iam-passrole-wildcard.yaml", "iam-write-wildcard.yaml", "iam-managed-policy.yaml", "iam-open-principal.yaml"];
+    let report = lint::lint(&ctx(), &only(&fixtures, &[Linter::Rules])).unwrap();
+    let lines: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
+    let dir = "xtask/tests/fixtures/lint";
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{dir}/iam-managed-policy.yaml:14: [gbg iam-managed-policy] role Role attaches the AWS-managed policy \
+                 AmazonEC2ContainerRegistryFullAccess, which allows every action of its services on every resource: \
+                 replace it with an inline policy naming the actions and resources the role needs"
+            ),
+            format!(
+                "{dir}/iam-managed-policy.yaml:15: [gbg iam-managed-policy] role Role attaches the AWS-managed policy \
+                 AdministratorAccess, which allows every action on every resource: replace it with an inline policy \
+                 naming the actions and resources the role needs"
+            ),
+            format!(
+                "{dir}/iam-open-principal.yaml:15: [gbg iam-open-principal] role Role, trust policy, statement 1 lets \
+                 every principal of account arn:${{AWS::Partition}}:iam::${{ToolsAccount}}:root that its own policies \
+                 allow assume the role, without a Condition: add a Condition naming the roles that may (ArnEquals \
+                 aws:PrincipalArn), or trust those roles' ARNs"
+            ),
+            format!(
+                "{dir}/iam-open-principal.yaml:27: [gbg iam-open-principal] queue policy QueuePolicy, statement 1 \
+                 allows everyone (Principal `*`) without a Condition: name the principals, or add a Condition \
+                 (aws:PrincipalOrgID, aws:SourceArn, aws:SourceAccount)"
+            ),
+            format!(
+                "{dir}/iam-passrole-wildcard.yaml:19: [gbg iam-passrole-wildcard] role Role, inline policy \
+                 pass-any-role, statement PassAnyRole allows iam:PassRole on every role (arn:aws:iam::*:*): name the \
+                 roles it may pass in Resource (a role passed to a service acts with that role's permissions; \
+                 iam:PassedToService limits the service, not the role)"
+            ),
+            format!(
+                "{dir}/iam-write-wildcard.yaml:10: [gbg iam-write-wildcard] policy Policy, statement EveryBucket allows \
+                 s3:Put*, s3:Delete* on every resource (arn:aws:s3::*:*): name the resources it writes \
+                 (arn:${{AWS::Partition}}:s3:::<bucket>/<key prefix>*)"
+            ),
+        ]
+    );
+}
+
+#[test]
 fn unreadable_input_names_the_file() {
     let cases = [
         (
