@@ -72,10 +72,6 @@ pub fn prove(calls: &[Call], config: &Config, policies: &Policies) -> Result<Vec
         };
         for need in needs {
             let key = (actor.clone(), need.action.clone(), need.resource.clone());
-            if let Some(finding) = findings.get_mut(&key) {
-                finding.count += 1;
-                continue;
-            }
             let request = Request {
                 principal: actor.clone(),
                 principal_account: actor_account.clone(),
@@ -98,6 +94,17 @@ pub fn prove(calls: &[Call], config: &Config, policies: &Policies) -> Result<Vec
                 }
                 Outcome::Denied(reason) => (false, reason),
             };
+            // One finding per role, action and resource; every call is decided (its request
+            // context may differ), and a denied one decides the finding.
+            if let Some(finding) = findings.get_mut(&key) {
+                finding.count += 1;
+                if finding.allowed && !allowed {
+                    finding.allowed = false;
+                    finding.call = format!("{} {}", call.service, call.operation);
+                    finding.detail = detail;
+                }
+                continue;
+            }
             findings.insert(
                 key,
                 Finding {
@@ -121,8 +128,12 @@ fn resource_policy<'a>(policies: &'a Policies, need: &'a calls::Need) -> Result<
     let resource = need.resource.as_str();
     let other = |policy| Some(ResourcePolicy { policy, owner: &need.owner, kind: ResourceKind::Other });
     if action.starts_with("kms:") {
-        let region = resource.split(':').nth(3).unwrap_or_default();
-        let policy = policies.keys.get(region).with_context(|| format!("no key policy for {region}"))?;
+        let (region, account) =
+            (resource.split(':').nth(3).unwrap_or_default(), resource.split(':').nth(4).unwrap_or_default());
+        let policy = policies
+            .keys
+            .get(&(account.to_string(), region.to_string()))
+            .with_context(|| format!("no key of the topology is {resource} (account {account}, region {region})"))?;
         return Ok(Some(ResourcePolicy { policy, owner: &need.owner, kind: ResourceKind::Key }));
     }
     if let Some(path) = resource.strip_prefix("arn:aws:s3:::") {

@@ -38,8 +38,8 @@ pub struct Revision {
     pub commit: String,
     /// The full commit id.
     pub commit_full: String,
-    /// The commit's time in UTC (`2026-11-27T18:55:00Z`); in CodeBuild without `.git`, the time the
-    /// pipeline passes (`GBG_SOURCE_TIME`), else the build's.
+    /// The commit's author time in UTC (`2026-11-27T18:55:00Z`); in CodeBuild without `.git`, the
+    /// time the pipeline passes (`GBG_SOURCE_TIME`), else the build's.
     pub time: String,
     /// `Some(hash)` when tracked or untracked files differ from the commit: the first 8 hex digits
     /// of a SHA-256 over the diff and the untracked files' contents.
@@ -64,6 +64,9 @@ pub enum RevisionSource {
 /// own ECS pipeline tutorial tags its images with it
 /// (https://docs.aws.amazon.com/codepipeline/latest/userguide/ecs-cd-pipeline.html).
 pub const CODEBUILD_COMMIT_VAR: &str = "CODEBUILD_RESOLVED_SOURCE_VERSION";
+/// The commit, which the pipeline's build action passes too (`#{SourceVariables.CommitId}`): AWS
+/// says CODEBUILD_RESOLVED_SOURCE_VERSION "may not always be available" for a CodePipeline source.
+pub const SOURCE_COMMIT_VAR: &str = "GBG_SOURCE_COMMIT";
 /// The commit's time, which the pipeline's build action passes from the source action's
 /// `#{SourceVariables.AuthorDate}` (cfn/tools/pipeline.yaml); CodeBuild itself has no such variable.
 pub const SOURCE_TIME_VAR: &str = "GBG_SOURCE_TIME";
@@ -90,7 +93,13 @@ pub fn revision(root: &Path) -> Result<Revision> {
         return git_revision(&sh, root);
     }
     let environment = |name: &str| std::env::var(name).ok().filter(|value| !value.trim().is_empty());
-    from_codebuild(root, environment(CODEBUILD_COMMIT_VAR), environment(SOURCE_TIME_VAR), now_utc())
+    // CodeBuild's variable first; the pipeline's own (#{SourceVariables.CommitId}) where CodeBuild
+    // left it unset or set it to something that is no commit id.
+    let commit = match environment(CODEBUILD_COMMIT_VAR) {
+        Some(value) if is_commit_id(&value) => Some(value),
+        other => environment(SOURCE_COMMIT_VAR).or(other),
+    };
+    from_codebuild(root, commit, environment(SOURCE_TIME_VAR), now_utc())
 }
 
 /// True when `root` is the top folder of a git work tree. A tree exported into a folder of another
@@ -107,7 +116,9 @@ fn is_git_top(sh: &Shell, root: &Path) -> bool {
 fn git_revision(sh: &Shell, root: &Path) -> Result<Revision> {
     let commit_full = cmd!(sh, "git rev-parse HEAD").quiet().read().context("reading `git rev-parse HEAD`")?;
     let commit = commit_full.chars().take(12).collect::<String>();
-    let time = cmd!(sh, "git show -s --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%cd HEAD")
+    // The author date, as the pipeline passes it (#{SourceVariables.AuthorDate}): a rebased or
+    // merged commit keeps one time, so its image is the same bytes here and in CodeBuild.
+    let time = cmd!(sh, "git show -s --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%ad HEAD")
         .env("TZ", "UTC")
         .quiet()
         .read()
@@ -141,12 +152,12 @@ fn from_codebuild(root: &Path, commit: Option<String>, time: Option<String>, now
             "{} is not a git checkout and {CODEBUILD_COMMIT_VAR} is not set, so there is no commit to tag the image \
              and the release with (the registries' tags are immutable: a made-up tag would block the next release). \
              Run from a git clone, or set {CODEBUILD_COMMIT_VAR}=<full commit id> (CodeBuild sets it; so does \
-             `cargo xtask pipeline run --local`)",
+             `cargo xtask pipeline run --local`) or {SOURCE_COMMIT_VAR} (the pipeline's build action passes it)",
             root.display()
         );
     };
     let commit_full = commit_full.trim().to_ascii_lowercase();
-    if !(7..=64).contains(&commit_full.len()) || !commit_full.chars().all(|digit| digit.is_ascii_hexdigit()) {
+    if !is_commit_id(&commit_full) {
         bail!(
             "{CODEBUILD_COMMIT_VAR} is `{commit_full}`, not a commit id (7 to 64 hex digits); the pipeline's source \
              action must deliver a git commit (CodeCommit or CodeConnections)"
@@ -158,6 +169,12 @@ fn from_codebuild(root: &Path, commit: Option<String>, time: Option<String>, now
     };
     let commit = commit_full.chars().take(12).collect();
     Ok(Revision { commit, commit_full, time, dirty: None, source: RevisionSource::CodeBuild })
+}
+
+/// 7 to 64 hex digits.
+fn is_commit_id(value: &str) -> bool {
+    let value = value.trim();
+    (7..=64).contains(&value.len()) && value.chars().all(|digit| digit.is_ascii_hexdigit())
 }
 
 /// `GBG_SOURCE_TIME` as the source action gives it (ISO 8601, `2026-11-27T18:55:00Z`, or with an

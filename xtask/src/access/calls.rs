@@ -91,7 +91,9 @@ pub fn needs(call: &Call, config: &Config, bucket_keys: &BTreeMap<String, String
                     extra.push(("s3:x-amz-server-side-encryption-aws-kms-key-id", kms_key.as_str()));
                 }
                 let mut found = vec![need("s3:PutObject", object, tools, &extra)];
-                if encryption == "aws:kms" {
+                // With no encryption header, the bucket's default (SSE-KMS under its key) applies,
+                // and S3 still asks KMS for a data key as the caller.
+                if encryption == "aws:kms" || encryption.is_empty() {
                     let key = kms_key.unwrap_or(key_arn);
                     found.push(need(
                         "kms:GenerateDataKey",
@@ -193,22 +195,17 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
-        match bytes[index] {
-            b'%' if index + 2 < bytes.len() => match u8::from_str_radix(&text[index + 1..index + 3], 16) {
-                Ok(byte) => {
-                    out.push(byte);
-                    index += 3;
-                }
-                Err(_) => {
-                    out.push(b'%');
-                    index += 1;
-                }
-            },
-            b'+' => {
+        let hex = bytes.get(index + 1..index + 3).and_then(|pair| std::str::from_utf8(pair).ok());
+        match (bytes[index], hex.and_then(|pair| u8::from_str_radix(pair, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                index += 3;
+            }
+            (b'+', _) => {
                 out.push(b' ');
                 index += 1;
             }
-            byte => {
+            (byte, _) => {
                 out.push(byte);
                 index += 1;
             }
@@ -295,6 +292,13 @@ mod tests {
         let found = needs(&register, &config(), &keys()).unwrap();
         assert_eq!(found[1].action, "iam:PassRole");
         assert_eq!(found[1].context["iam:passedtoservice"], ["ecs-tasks.amazonaws.com"]);
+    }
+
+    #[test]
+    fn percent_decoding_never_panics() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("%é1"), "%é1");
+        assert_eq!(percent_decode("end%2"), "end%2");
     }
 
     #[test]

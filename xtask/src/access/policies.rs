@@ -26,8 +26,8 @@ pub struct Policies {
     pub trust: BTreeMap<String, Policy>,
     /// Bucket policies by bucket name.
     pub buckets: BTreeMap<String, Policy>,
-    /// Key policies by region (a multi-Region key has one in each).
-    pub keys: BTreeMap<String, Policy>,
+    /// Key policies by (account, region) (a multi-Region key has one in each region).
+    pub keys: BTreeMap<(String, String), Policy>,
     /// Repository policies by repository ARN.
     pub repositories: BTreeMap<String, Policy>,
     /// The default KMS key of each bucket encrypted with one, by bucket name: what S3 decrypts
@@ -122,7 +122,7 @@ impl Policies {
                 kind @ ("AWS::KMS::Key" | "AWS::KMS::ReplicaKey") => {
                     let document = property("KeyPolicy")?.context("a key has a key policy")?;
                     let source = format!("the key policy of {origin} ({kind}) in {}", scope.region);
-                    self.keys.insert(scope.region.clone(), Policy::parse(&source, &document)?);
+                    self.keys.insert((scope.account.clone(), scope.region.clone()), Policy::parse(&source, &document)?);
                 }
                 "AWS::ECR::Repository" => {
                     let Some(document) = property("RepositoryPolicyText")? else { continue };

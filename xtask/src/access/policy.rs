@@ -258,7 +258,14 @@ fn strings(value: &Value) -> Result<Vec<String>> {
     match value {
         Value::String(text) => Ok(vec![text.clone()]),
         Value::Bool(flag) => Ok(vec![flag.to_string()]),
-        Value::Array(items) => items.iter().map(|item| strings(item).map(|mut one| one.remove(0))).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => Ok(text.clone()),
+                Value::Bool(flag) => Ok(flag.to_string()),
+                other => bail!("{other} is not a string (a list of lists is no policy value)"),
+            })
+            .collect(),
         other => bail!("{other} is not a string or a list of strings"),
     }
 }

@@ -111,7 +111,14 @@ impl Intercept for Recorder {
             .body()
             .bytes()
             .filter(|bytes| textual && !bytes.is_empty() && bytes.len() <= BODY_LIMIT)
-            .map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+            // Of a KMS request only the key it names: its other fields may be plaintext or data keys.
+            .map(|body| match service.as_str() {
+                "KMS" => serde_json::from_str::<serde_json::Value>(&body)
+                    .map(|value| serde_json::json!({ "KeyId": value["KeyId"] }).to_string())
+                    .unwrap_or_default(),
+                _ => body,
+            });
         let uri = request.uri();
         let path = match uri.find("://").and_then(|scheme| uri[scheme + 3..].find('/').map(|slash| scheme + 3 + slash))
         {

@@ -314,10 +314,19 @@ mod tests {
             &stages[1].actions[0],
             &BTreeMap::from([(
                 "SourceVariables".to_string(),
-                BTreeMap::from([("AuthorDate".to_string(), "2026-11-27T18:55:00Z".to_string())]),
+                BTreeMap::from([
+                    ("AuthorDate".to_string(), "2026-11-27T18:55:00Z".to_string()),
+                    ("CommitId".to_string(), "0123abc".to_string()),
+                ]),
             )]),
         )
         .unwrap();
-        assert_eq!(build_variables, [("GBG_SOURCE_TIME".to_string(), "2026-11-27T18:55:00Z".to_string())]);
+        assert_eq!(
+            build_variables,
+            [
+                ("GBG_SOURCE_TIME".to_string(), "2026-11-27T18:55:00Z".to_string()),
+                ("GBG_SOURCE_COMMIT".to_string(), "0123abc".to_string())
+            ]
+        );
     }
 }

@@ -173,7 +173,9 @@ impl<'a> Resolver<'a> {
                         },
                     };
                     if definition["Type"] == "CommaDelimitedList" {
-                        let items = if value.is_empty() { Vec::new() } else { value.split(',').collect() };
+                        // CloudFormation trims the spaces around each item.
+                        let items =
+                            if value.is_empty() { Vec::new() } else { value.split(',').map(str::trim).collect() };
                         return Ok(Some(Value::Array(
                             items.into_iter().map(|item| Value::String(item.into())).collect(),
                         )));
