@@ -51,6 +51,24 @@ pub fn decide(request: &Request, identity: Option<&[Policy]>, resource: Option<R
             return Outcome::Denied(format!("statement {} of {} denies it", deny.statement, deny.source));
         }
     }
+    // A service principal (`codebuild.amazonaws.com` assuming a role, S3 delivering logs) has no
+    // identity policies: the resource's policy must name it
+    // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-services).
+    if let Some(service) = request.principal.strip_prefix("service:") {
+        return match (resource, &resource_verdict) {
+            (Some(_), Some(verdict)) if verdict.allows_principal_itself && verdict.allows.is_some() => {
+                Outcome::Allowed(verdict.allows.clone().into_iter().collect())
+            }
+            (Some(resource), _) => Outcome::Denied(format!(
+                "{} does not name the service {service} for {} on {}",
+                resource.policy.source, request.action, request.resource
+            )),
+            (None, _) => Outcome::Denied(format!(
+                "{} on {} has no resource policy that could name the service {service}",
+                request.action, request.resource
+            )),
+        };
+    }
     let identity_allow: Option<Match> = match identity {
         None => {
             Some(Match { source: "the operator's own IAM policies (not ours to prove)".into(), statement: "-".into() })
@@ -171,5 +189,39 @@ mod tests {
             Some(ResourcePolicy { policy: &bucket, owner: "111111111111", kind: ResourceKind::Other }),
         );
         assert_eq!(outcome, Outcome::Denied("statement NoWrites of bucket policy denies it".into()));
+    }
+
+    /// AWS's trust policy for a service role: the service, named in the trust policy, may assume
+    /// it where the condition holds; another service may not, nor the service without the trust
+    /// (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-service.html).
+    #[test]
+    fn a_service_needs_the_trust_to_name_it() {
+        let trust = policy(
+            "trust policy",
+            json!({"Statement": [{"Effect": "Allow", "Principal": {"Service": "codebuild.amazonaws.com"}, "Action": "sts:AssumeRole",
+                   "Condition": {"StringEquals": {"aws:SourceAccount": "111111111111"}}}]}),
+        );
+        let resource = Some(ResourcePolicy { policy: &trust, owner: "111111111111", kind: ResourceKind::Other });
+        let assume = |service: &str, account: &str| Request {
+            principal: format!("service:{service}"),
+            principal_account: String::new(),
+            action: "sts:AssumeRole".into(),
+            resource: "arn:aws:iam::111111111111:role/web-build".into(),
+            context: [("aws:sourceaccount".to_string(), vec![account.to_string()])].into(),
+        };
+        assert!(matches!(
+            decide(&assume("codebuild.amazonaws.com", "111111111111"), None, resource),
+            Outcome::Allowed(_)
+        ));
+        assert!(matches!(
+            decide(&assume("codebuild.amazonaws.com", "999999999999"), None, resource),
+            Outcome::Denied(_)
+        ));
+        let Outcome::Denied(reason) = decide(&assume("lambda.amazonaws.com", "111111111111"), None, resource) else {
+            panic!("another service may not assume the role");
+        };
+        assert!(reason.contains("does not name the service lambda.amazonaws.com"), "{reason}");
+        // Without a trust policy (no resource policy), a service has nothing that allows it.
+        assert!(matches!(decide(&assume("codebuild.amazonaws.com", "111111111111"), None, None), Outcome::Denied(_)));
     }
 }

@@ -33,6 +33,11 @@ pub struct Policies {
     /// The default KMS key of each bucket encrypted with one, by bucket name: what S3 decrypts
     /// an object of that bucket with.
     pub bucket_keys: BTreeMap<String, String>,
+    /// Every role's ARN by (account, region, logical id): the access map names the roles
+    /// CloudFormation names (`CodeDeployRole`, `ExecutionRole`, ...) by these.
+    pub roles: BTreeMap<(String, String, String), String>,
+    /// Every stack's parameters as deployed, by (account, region, stack name).
+    pub parameters: BTreeMap<(String, String, String), BTreeMap<String, String>>,
 }
 
 impl Policies {
@@ -74,6 +79,8 @@ impl Policies {
     pub fn add(&mut self, deployed: &Deployed) -> Result<()> {
         let resolver = deployed.resolver();
         let scope = &deployed.scope;
+        self.parameters
+            .insert((scope.account.clone(), scope.region.clone(), scope.stack_name.clone()), scope.parameters.clone());
         let resources = deployed.template["Resources"].as_object().context("the template has no Resources")?.clone();
         for (logical, resource) in &resources {
             let property = |name: &str| resolver.resource_property(logical, name);
@@ -95,7 +102,8 @@ impl Policies {
                         let name = policy["PolicyName"].as_str().unwrap_or("inline");
                         identity.push(Policy::parse(&format!("{origin} policy {name}"), &policy["PolicyDocument"])?);
                     }
-                    self.identity.insert(arn, identity);
+                    self.identity.insert(arn.clone(), identity);
+                    self.roles.insert((scope.account.clone(), scope.region.clone(), logical.clone()), arn);
                 }
                 "AWS::S3::Bucket" => {
                     let name = property("BucketName")?.and_then(|value| value.as_str().map(str::to_string));
