@@ -333,6 +333,12 @@ impl Aws {
         self.client(account, region, |config, recorder| recorded!(aws_sdk_codebuild, config, recorder)).await
     }
 
+    /// IAM is global: `region` only picks the endpoint's partition
+    /// (https://docs.aws.amazon.com/general/latest/gr/iam-service.html).
+    pub async fn iam(&self, account: &str, region: &str) -> Result<aws_sdk_iam::Client> {
+        self.client(account, region, |config, recorder| recorded!(aws_sdk_iam, config, recorder)).await
+    }
+
     /// Asks STS who each account of the config is, in parallel, and checks that each identity
     /// belongs to the account the config names. The first call that touches AWS.
     pub async fn identities(&self, config: &Config) -> Result<Vec<Identity>> {

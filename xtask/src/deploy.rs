@@ -13,6 +13,7 @@ use crate::engine::session::{self, Options};
 use crate::engine::stack::Method;
 use crate::engine::topology::{ImageSource, Inputs};
 use crate::output::Exit;
+use crate::preflight;
 
 /// Arguments of `cargo xtask deploy`.
 #[derive(clap::Args)]
@@ -35,6 +36,11 @@ pub struct Args {
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// After a successful deploy, verify the topology as `cargo xtask verify` does (exit 1 if it
+    /// fails). It runs after the deploy, not before: a pre-flight cannot verify stacks that do
+    /// not exist yet. Its table goes to stderr; --json prints only the deploy's summary.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub verify: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
@@ -69,6 +75,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
     if summary.failed() > 0 {
         return Err(Exit(1).into());
+    }
+    if args.verify {
+        let env = &session.env;
+        return preflight::run(&ctx.printer, &ctx.root, &env.aws, &session.config, false).await;
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ pub mod output;
 pub mod package;
 pub mod pipeline;
 pub mod plan;
+pub mod preflight;
 pub mod project;
 pub mod publish;
 pub mod push;

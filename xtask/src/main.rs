@@ -62,7 +62,8 @@ enum Command {
     Ci(ci::Args),
     /// Rehearse the deployed pipeline on this machine, stage by stage, as AWS would run it.
     Pipeline(pipeline::Args),
-    /// Prove every recorded AWS call of every role against the policies we ship.
+    /// Verify the deployed topology: every call of every role (IAM's simulator on AWS, our evaluator
+    /// locally) and the live checks (key replicas, policies, CodeDeploy groups, pipeline, image).
     Verify(verify::Args),
     /// Set up the source repository's branches for the gitflow.
     Gitflow(gitflow::Args),

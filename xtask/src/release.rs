@@ -25,6 +25,7 @@ use crate::bluegreen::{self, Follow, PipelineRun, WorkloadDeployment, site_shift
 use crate::config::Target;
 use crate::docker::Docker;
 use crate::output::{Exit, table};
+use crate::preflight;
 use crate::project;
 use crate::publish::Pushed;
 use crate::release_files::{self, ImageSet, Options, Packaged};
@@ -66,6 +67,10 @@ pub struct Args {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// First verify the deployed topology as `cargo xtask verify` does, and stop (exit 1, or 2
+    /// when it cannot run) before changing anything if it fails. Its table goes to stderr.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 /// How a release reaches the workloads.
@@ -106,6 +111,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
     let follow = Follow { wait: !args.no_wait, timeout: Duration::from_secs(args.timeout * 60), ..Follow::default() };
     let (config, aws) = release_files::connect(ctx, &args.target).await?;
+    // Before anything is pushed, uploaded or started: the verification only reads.
+    if args.verify {
+        preflight::run(&ctx.printer, &ctx.root, &aws, &config, false).await?;
+    }
     let mut outcome =
         Outcome { via, pushes: Vec::new(), package: None, pipeline: None, deployments: Vec::new(), site: None };
 
