@@ -19,6 +19,8 @@
 //! Credentials are never printed: identities are shown by account and ARN only.
 
 pub mod record;
+#[cfg(test)]
+pub mod replay;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;

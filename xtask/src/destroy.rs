@@ -8,10 +8,10 @@
 //! scheduled for deletion with the shortest window KMS allows (7 days, set at deploy time). The
 //! source repository is kept on purpose: it may hold work found nowhere else.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, IsTerminal, Write};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use tokio::task::JoinSet;
 
 use crate::Ctx;
@@ -246,8 +246,28 @@ async fn empty_repository(env: &Env, account: &str, region: &str) -> Result<()> 
 
 /// Deletes every object version and delete marker: a versioned bucket is empty only then.
 async fn empty_bucket(env: &Env, account: &str, region: &str, bucket: &str) -> Result<()> {
-    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
     let s3 = env.aws.s3(account, region).await?;
+    delete_every_version(&s3, bucket).await.with_context(|| format!("emptying s3://{bucket} in {account}/{region}"))
+}
+
+/// How many object versions DeleteObjects takes at once
+/// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html).
+const DELETE_BATCH: usize = 1000;
+
+/// How many refused deletions an error names; the count says how many there were.
+const ERRORS_SHOWN: usize = 3;
+
+/// Lists the bucket's versions and delete markers and deletes them, a batch at a time, until a
+/// listing comes back empty; a missing bucket is already empty.
+///
+/// DeleteObjects answers 200 even when it deleted nothing: each object it did not delete is an
+/// `<Error>` in the answer (quiet mode leaves out only the successes; same page as above). Those
+/// are read after every batch, and the first batch with any stops the loop with them: listing
+/// and retrying the same versions would never end. A version listed again after DeleteObjects
+/// reported it deleted stops the loop too, for the same reason.
+async fn delete_every_version(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let mut deleted: HashSet<(String, Option<String>)> = HashSet::new();
     loop {
         let listed = match s3.list_object_versions().bucket(bucket).send().await {
             Ok(listed) => listed,
@@ -260,29 +280,68 @@ async fn empty_bucket(env: &Env, account: &str, region: &str, bucket: &str) -> R
                 return Err(anyhow!(error_text(&error))).with_context(|| format!("listing the versions in {bucket}"));
             }
         };
-        let identifiers: Vec<ObjectIdentifier> = listed
+        let versions: Vec<(String, Option<String>)> = listed
             .versions()
             .iter()
             .filter_map(|version| Some((version.key()?, version.version_id())))
             .chain(listed.delete_markers().iter().filter_map(|marker| Some((marker.key()?, marker.version_id()))))
-            .filter_map(|(key, version)| {
-                ObjectIdentifier::builder().key(key).set_version_id(version.map(str::to_string)).build().ok()
-            })
+            .map(|(key, version)| (key.to_string(), version.map(str::to_string)))
             .collect();
-        if identifiers.is_empty() {
+        if versions.is_empty() {
             return Ok(());
         }
-        for chunk in identifiers.chunks(1000) {
-            let delete = Delete::builder().set_objects(Some(chunk.to_vec())).quiet(true).build()?;
-            s3.delete_objects()
+        if let Some((key, version)) = versions.iter().find(|version| deleted.contains(*version)) {
+            bail!(
+                "S3 still lists {key} (version {}) in {bucket} after DeleteObjects reported it deleted; stopped instead of retrying: list what is left with `aws s3api list-object-versions --bucket {bucket}` and delete it by hand",
+                version.as_deref().unwrap_or("null")
+            );
+        }
+        for chunk in versions.chunks(DELETE_BATCH) {
+            let identifiers = chunk
+                .iter()
+                .map(|(key, version)| ObjectIdentifier::builder().key(key).set_version_id(version.clone()).build())
+                .collect::<Result<Vec<_>, _>>()?;
+            let delete = Delete::builder().set_objects(Some(identifiers)).quiet(true).build()?;
+            let answer = s3
+                .delete_objects()
                 .bucket(bucket)
                 .delete(delete)
                 .send()
                 .await
                 .map_err(|error| anyhow!(error_text(&error)))
                 .with_context(|| format!("deleting object versions in {bucket}"))?;
+            if !answer.errors().is_empty() {
+                bail!(refused(bucket, answer.errors()));
+            }
+            deleted.extend(chunk.iter().cloned());
         }
     }
+}
+
+/// Names the objects DeleteObjects refused, with AWS's code and message for each, and the fix.
+fn refused(bucket: &str, errors: &[aws_sdk_s3::types::Error]) -> String {
+    let shown: Vec<String> = errors
+        .iter()
+        .take(ERRORS_SHOWN)
+        .map(|error| {
+            format!(
+                "{} (version {}): {}: {}",
+                error.key().unwrap_or("?"),
+                error.version_id().unwrap_or("null"),
+                error.code().unwrap_or("no code"),
+                error.message().unwrap_or("no message")
+            )
+        })
+        .collect();
+    let more = errors.len().saturating_sub(ERRORS_SHOWN);
+    let more = if more > 0 { format!("; and {more} more") } else { String::new() };
+    // S3 refuses a version under Object Lock retention or a legal hold with AccessDenied
+    // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html).
+    format!(
+        "S3 did not delete {} object versions in {bucket}: {}{more}. For AccessDenied: see whether Object Lock keeps them (`aws s3api get-object-retention --bucket {bucket} --key <key> --version-id <version>`, `aws s3api get-object-legal-hold ...`), else give the caller s3:DeleteObjectVersion in its policy and the bucket policy; then run destroy again",
+        errors.len(),
+        shown.join("; ")
+    )
 }
 
 fn report_left_behind(ctx: &Ctx, config: &crate::config::Config, results: &[StepResult], emptied: bool) {
@@ -297,5 +356,123 @@ fn report_left_behind(ctx: &Ctx, config: &crate::config::Config, results: &[Step
         ctx.printer.note(format!(
             "{kept} stacks kept: run `cargo xtask destroy --force` to empty registries and buckets and delete them too"
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::replay::{Replay, config, replay};
+
+    /// ListObjectVersions' answer with one version and one delete marker, in the shape of AWS's
+    /// documented example (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html).
+    const LISTED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>web-artifacts</Name>
+  <Prefix></Prefix>
+  <KeyMarker></KeyMarker>
+  <VersionIdMarker></VersionIdMarker>
+  <MaxKeys>1000</MaxKeys>
+  <IsTruncated>false</IsTruncated>
+  <Version>
+    <Key>releases/r1/web.zip</Key>
+    <VersionId>3/L4kqtJl40Nr8X8gdRQBpUMLUo</VersionId>
+    <IsLatest>true</IsLatest>
+    <LastModified>2009-10-12T17:50:30.000Z</LastModified>
+    <ETag>"fba9dede5f27731c9771645a39863328"</ETag>
+    <Size>434234</Size>
+    <StorageClass>STANDARD</StorageClass>
+  </Version>
+  <DeleteMarker>
+    <Key>targets.json</Key>
+    <VersionId>03jpff543dhffds434rfdsFDN943fdsFkdmqnh892</VersionId>
+    <IsLatest>true</IsLatest>
+    <LastModified>2009-10-15T17:50:30.000Z</LastModified>
+  </DeleteMarker>
+</ListVersionsResult>"#;
+
+    const LISTED_NOTHING: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>web-artifacts</Name>
+  <MaxKeys>1000</MaxKeys>
+  <IsTruncated>false</IsTruncated>
+</ListVersionsResult>"#;
+
+    /// DeleteObjects' answer when S3 refused one version: HTTP 200 with an `<Error>` element, as in
+    /// AWS's documented example "Multi-object delete resulting in mixed success/error response"
+    /// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html), with the message
+    /// S3 gives for a version under Object Lock.
+    const REFUSED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Error>
+    <Key>releases/r1/web.zip</Key>
+    <VersionId>3/L4kqtJl40Nr8X8gdRQBpUMLUo</VersionId>
+    <Code>AccessDenied</Code>
+    <Message>Access Denied because object protected by object lock.</Message>
+  </Error>
+</DeleteResult>"#;
+
+    /// DeleteObjects' answer in quiet mode when every object went: no element at all.
+    const ALL_DELETED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"></DeleteResult>"#;
+
+    /// An S3 client whose answers are `answers`, one per request, in order (`aws/replay.rs`).
+    fn s3_answering(answers: &[&'static str]) -> (aws_sdk_s3::Client, Replay) {
+        let answers: Vec<(u16, &str, &str)> = answers.iter().map(|body| (200, "application/xml", *body)).collect();
+        let http = replay(&answers);
+        (aws_sdk_s3::Client::new(&config(&http)), http)
+    }
+
+    #[tokio::test]
+    async fn a_refused_deletion_stops_with_the_key_version_and_aws_code() {
+        let (s3, replay) = s3_answering(&[LISTED, REFUSED]);
+        let error = delete_every_version(&s3, "web-artifacts").await.unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.contains("S3 did not delete 1 object versions in web-artifacts"), "{text}");
+        assert!(
+            text.contains("releases/r1/web.zip (version 3/L4kqtJl40Nr8X8gdRQBpUMLUo): AccessDenied: Access Denied because object protected by object lock."),
+            "{text}"
+        );
+        assert!(text.contains("get-object-retention"), "{text}");
+        // One listing, one DeleteObjects, and no retry of the same versions.
+        assert_eq!(replay.bodies().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_version_listed_again_after_its_deletion_stops_the_loop() {
+        let (s3, replay) = s3_answering(&[LISTED, ALL_DELETED, LISTED]);
+        let error = delete_every_version(&s3, "web-artifacts").await.unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.contains("still lists releases/r1/web.zip (version 3/L4kqtJl40Nr8X8gdRQBpUMLUo)"), "{text}");
+        assert_eq!(replay.bodies().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_bucket_is_empty_when_the_listing_is() {
+        let (s3, replay) = s3_answering(&[LISTED, ALL_DELETED, LISTED_NOTHING]);
+        delete_every_version(&s3, "web-artifacts").await.unwrap();
+        assert_eq!(replay.bodies().len(), 3);
+    }
+
+    #[test]
+    fn a_long_list_of_refusals_names_the_first_few() {
+        let errors: Vec<aws_sdk_s3::types::Error> = (0..5)
+            .map(|n| {
+                aws_sdk_s3::types::Error::builder()
+                    .key(format!("k{n}"))
+                    .version_id(format!("v{n}"))
+                    .code("AccessDenied")
+                    .message("Access Denied")
+                    .build()
+            })
+            .collect();
+        let text = refused("b", &errors);
+        assert!(
+            text.starts_with(
+                "S3 did not delete 5 object versions in b: k0 (version v0): AccessDenied: Access Denied; k1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("k2 (version v2)") && !text.contains("k3") && text.contains("and 2 more"), "{text}");
     }
 }

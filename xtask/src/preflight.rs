@@ -18,8 +18,6 @@
 //! This module is not a subcommand: `verify.rs`, `deploy.rs` and `release.rs` all call it.
 
 pub mod checks;
-#[cfg(test)]
-mod replay;
 pub mod simulate;
 
 use std::path::Path;

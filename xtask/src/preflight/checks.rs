@@ -356,8 +356,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::aws::replay::{config, replay};
     use crate::preflight::Outcome;
-    use crate::preflight::replay::{config, replay};
 
     const JSON: &str = "application/x-amz-json-1.1";
 

@@ -600,9 +600,9 @@ mod tests {
 
     use super::*;
     use crate::access::map::Origin;
+    use crate::aws::replay::{config, replay};
     use crate::output::Exit;
     use crate::preflight::Report;
-    use crate::preflight::replay::{config, replay};
 
     const XML: &str = "text/xml";
     const BUILD_ROLE: &str = "arn:aws:iam::111111111111:role/web-build";

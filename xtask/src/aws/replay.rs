@@ -1,4 +1,4 @@
-//! A test HTTP client for the AWS path of the pre-flight, which no test can reach AWS for: it
+//! A test HTTP client for the AWS paths no test can reach AWS for (the pre-flight, destroy): it
 //! answers each request the SDK sends with the next response given (shaped as AWS's API reference
 //! documents it) and keeps each request's body for the test to read.
 //!
