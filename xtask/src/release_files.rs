@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use aws_sdk_s3::types::ChecksumMode;
 use base64::Engine;
 use futures_util::future::try_join_all;
@@ -458,12 +458,11 @@ pub async fn package(
     Ok(Packaged { manifest, objects, bytes_uploaded, out_dir: options.out_dir.clone(), dry_run: options.dry_run })
 }
 
-async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<bool> {
-    match s3.head_object().bucket(bucket).key(key).send().await {
-        Ok(_) => Ok(true),
-        Err(error) if error.as_service_error().is_some_and(|service| service.is_not_found()) => Ok(false),
-        Err(error) => Err(anyhow!(error_text(&error))).with_context(|| format!("looking for s3://{bucket}/{key}")),
-    }
+/// Whether a real run would leave the object at `bucket/key` alone: the decision `put_once`
+/// makes (same SHA-256 checksum, SSE-KMS under the same key), so a dry run does not call
+/// "unchanged" what the real run uploads again.
+async fn unchanged(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8], kms_key_arn: &str) -> Result<bool> {
+    Ok(matches!(artifacts::existing(s3, bucket, key, body, kms_key_arn).await?, Some(artifacts::Verdict::Same)))
 }
 
 /// Uploads one artifact unless it is there (or, in a dry run, says whether it would).
@@ -482,7 +481,7 @@ async fn upload_artifact(
         action,
     };
     if dry_run {
-        let there = exists(s3, &artifact.bucket, &artifact.key).await?;
+        let there = unchanged(s3, &artifact.bucket, &artifact.key, &bundle.zip, &artifact.kms_key_arn).await?;
         return Ok(row(if there { "unchanged" } else { "would upload" }));
     }
     let put = artifacts::put_once(s3, &artifact.bucket, &artifact.key, bundle.zip.clone(), &artifact.kms_key_arn)
@@ -504,7 +503,7 @@ async fn copy_manifest(
     dry_run: bool,
 ) -> Result<&'static str> {
     if dry_run {
-        return Ok(if exists(s3, bucket, key).await? { "unchanged" } else { "would upload" });
+        return Ok(if unchanged(s3, bucket, key, bytes, kms_key_arn).await? { "unchanged" } else { "would upload" });
     }
     if region_has_new_artifacts {
         let created = manifest::put_new(s3, bucket, key, bytes.to_vec(), kms_key_arn).await?;

@@ -144,7 +144,8 @@ pub async fn run(
             let uploaded = artifacts::put_once(&s3, &bucket, &key, body, &kms_key_arn.resolve(plan, outputs)?).await?;
             let status =
                 if uploaded.uploaded { format!("UPLOADED {} bytes", uploaded.bytes) } else { "ALREADY THERE".into() };
-            Ok((status, BTreeMap::from([("Bucket".to_string(), bucket), ("Key".to_string(), key)]), None))
+            let note = uploaded.replaced.map(|why| format!("s3://{bucket}/{key} was uploaded again: {why}"));
+            Ok((status, BTreeMap::from([("Bucket".to_string(), bucket), ("Key".to_string(), key)]), note))
         }
     }
 }
@@ -243,31 +244,314 @@ async fn wait_service(
     }
 }
 
-/// Fetches `/healthz` through the load balancer. An address that does not resolve or answer from
-/// here (the emulator's load balancers have none) is a note, not a failure; an answer other than
-/// 200 is a failure.
+/// Fetches `/healthz` through the load balancer until it answers 200.
+///
+/// On AWS the step fails when no attempt got a 200 within [`Patience::AWS`]: a load balancer that
+/// never answered, or answered only errors, is not a deployed site. Locally it asks once; the
+/// emulator's load balancers have no address (a declared emulator gap, see [`site_verdict`]).
 async fn check_site(env: &Env, dns_name: &str, progress: &Progress) -> Result<ActionOutcome> {
     let url = format!("http://{dns_name}/healthz");
-    let attempts = if env.aws.is_local() { 1 } else { 30 };
-    let mut last = String::new();
-    for attempt in 0..attempts {
-        let probe = url.clone();
-        let answer = tokio::task::spawn_blocking(move || http::get(&probe, Duration::from_secs(5))).await?;
+    let local = env.aws.is_local();
+    let patience = if local { Patience::ONCE } else { Patience::AWS };
+    let probed = probe_until_ok(&url, patience, progress).await;
+    site_verdict(dns_name, &env.config.app, probed, local)
+}
+
+/// How long the site check keeps asking, and how often.
+#[derive(Clone, Copy, Debug)]
+struct Patience {
+    /// No new attempt starts once this much time has passed since the first.
+    window: Duration,
+    /// The pause between two attempts.
+    interval: Duration,
+    /// The limit of one request (connect, send, read).
+    request: Duration,
+}
+
+impl Patience {
+    /// A new ALB's DNS name takes a minute or two to resolve and its targets must pass their
+    /// health checks first (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html):
+    /// five minutes, every ten seconds.
+    const AWS: Patience = Patience {
+        window: Duration::from_secs(300),
+        interval: Duration::from_secs(10),
+        request: Duration::from_secs(5),
+    };
+    /// One attempt.
+    const ONCE: Patience =
+        Patience { window: Duration::ZERO, interval: Duration::ZERO, request: Duration::from_secs(5) };
+}
+
+/// Asks `url` until it answers 200 or `patience.window` has passed (at least once). The error
+/// counts what every failed attempt ran into.
+async fn probe_until_ok(url: &str, patience: Patience, progress: &Progress) -> Result<(), SiteMisses> {
+    let start = Instant::now();
+    let mut misses = SiteMisses { url: url.to_string(), ..SiteMisses::default() };
+    loop {
+        let probe = url.to_string();
+        let answer = tokio::task::spawn_blocking(move || http::get(&probe, patience.request))
+            .await
+            .unwrap_or_else(|join| Err(anyhow!("the probe's thread ended early: {join}")));
         match answer {
-            Ok(response) if response.status == 200 => {
-                let outputs = BTreeMap::from([("Url".to_string(), format!("http://{dns_name}/"))]);
-                return Ok(("HTTP 200".into(), outputs, None));
+            Ok(response) if response.status == 200 => return Ok(()),
+            Ok(response) => misses.record(Miss::Status(response.status), format!("HTTP {}", response.status)),
+            Err(error) => misses.record(Miss::of(&error), format!("{error:#}")),
+        }
+        misses.elapsed = start.elapsed();
+        if misses.elapsed + patience.interval > patience.window {
+            return Err(misses);
+        }
+        progress.update(format!("{url}: {}; retrying", misses.last));
+        tokio::time::sleep(patience.interval).await;
+    }
+}
+
+/// The outcome of the site check. On AWS anything but a 200 fails the step. Locally an answer
+/// other than 200 fails too, but an address that does not resolve or answer is the emulator's
+/// gap (its load balancers have no address; the local site container is checked instead) and
+/// becomes a note.
+fn site_verdict(dns_name: &str, app: &str, probed: Result<(), SiteMisses>, local: bool) -> Result<ActionOutcome> {
+    let misses = match probed {
+        Ok(()) => {
+            let outputs = BTreeMap::from([("Url".to_string(), format!("http://{dns_name}/"))]);
+            return Ok(("HTTP 200".into(), outputs, None));
+        }
+        Err(misses) => misses,
+    };
+    let answered = matches!(misses.last_miss, Some(Miss::Status(_)));
+    if local && !answered {
+        let kind = misses.last_miss.map(|miss| miss.to_string()).unwrap_or_default();
+        let note = format!(
+            "{} is not reachable from here ({kind}: {}): the emulator's load balancers have no address",
+            misses.url, misses.last
+        );
+        return Ok(("UNREACHABLE".into(), BTreeMap::new(), Some(note)));
+    }
+    bail!(
+        "{misses}; see why the load balancer's targets are unhealthy: `aws elbv2 describe-target-health --target-group-arn <the {app}-blue or {app}-green target group>` and the service's events: `aws ecs describe-services --cluster {app} --services {app}`"
+    )
+}
+
+/// What one failed attempt of the site check ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Miss {
+    /// An HTTP answer other than 200.
+    Status(u16),
+    /// The name did not resolve (a new ALB's name takes a while).
+    Unresolved,
+    Refused,
+    TimedOut,
+    /// The connection broke before a whole answer arrived.
+    Reset,
+    Other,
+}
+
+impl Miss {
+    /// Classifies an error of [`http::get`] by the I/O error in its chain, or by the step that
+    /// failed (`http.rs` names resolution in its context: "resolving <host>").
+    fn of(error: &anyhow::Error) -> Miss {
+        use std::io::ErrorKind;
+        let io = error.chain().find_map(|cause| cause.downcast_ref::<std::io::Error>());
+        match io.map(std::io::Error::kind) {
+            Some(ErrorKind::ConnectionRefused) => return Miss::Refused,
+            // A read timeout is EAGAIN on Unix, `WouldBlock` in Rust.
+            Some(ErrorKind::TimedOut | ErrorKind::WouldBlock) => return Miss::TimedOut,
+            Some(
+                ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof,
+            ) => return Miss::Reset,
+            _ => {}
+        }
+        let top = error.to_string();
+        if top.starts_with("resolving ") || top.ends_with("resolves to no address") {
+            return Miss::Unresolved;
+        }
+        Miss::Other
+    }
+}
+
+impl std::fmt::Display for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Miss::Status(status) => write!(f, "HTTP {status}"),
+            Miss::Unresolved => f.write_str("name not resolved"),
+            Miss::Refused => f.write_str("connection refused"),
+            Miss::TimedOut => f.write_str("timed out"),
+            Miss::Reset => f.write_str("connection reset"),
+            Miss::Other => f.write_str("other error"),
+        }
+    }
+}
+
+/// Every failed attempt of a site check, counted by kind in the order first seen.
+#[derive(Debug, Default)]
+struct SiteMisses {
+    url: String,
+    attempts: u32,
+    elapsed: Duration,
+    kinds: Vec<MissTally>,
+    /// What the last attempt saw.
+    last_miss: Option<Miss>,
+    last: String,
+    last_status: Option<u16>,
+}
+
+#[derive(Debug)]
+struct MissTally {
+    miss: Miss,
+    count: u32,
+    /// What the last attempt of this kind saw.
+    last: String,
+}
+
+impl SiteMisses {
+    fn record(&mut self, miss: Miss, detail: String) {
+        self.attempts += 1;
+        match self.kinds.iter_mut().find(|tally| tally.miss == miss) {
+            Some(tally) => {
+                tally.count += 1;
+                tally.last.clone_from(&detail);
             }
-            Ok(response) => last = format!("HTTP {}", response.status),
-            Err(error) => last = format!("{error:#}"),
+            None => self.kinds.push(MissTally { miss, count: 1, last: detail.clone() }),
         }
-        if attempt + 1 < attempts {
-            progress.update(format!("{url}: {last}; retrying"));
-            tokio::time::sleep(Duration::from_secs(10)).await;
+        if let Miss::Status(status) = miss {
+            self.last_status = Some(status);
         }
+        self.last_miss = Some(miss);
+        self.last = detail;
     }
-    if last.starts_with("HTTP ") {
-        bail!("{url} answered {last}");
+}
+
+impl std::fmt::Display for SiteMisses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} never answered HTTP 200 ({} attempts in {} s): ",
+            self.url,
+            self.attempts,
+            self.elapsed.as_secs()
+        )?;
+        for (index, tally) in self.kinds.iter().enumerate() {
+            if index > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{} ×{}", tally.miss, tally.count)?;
+            if !matches!(tally.miss, Miss::Status(_)) {
+                write!(f, " (last: {})", tally.last)?;
+            }
+        }
+        if let Some(status) = self.last_status {
+            write!(f, "; last status HTTP {status}")?;
+        }
+        write!(f, "; last attempt: {}", self.last)
     }
-    Ok(("UNREACHABLE".into(), BTreeMap::new(), Some(format!("{url} is not reachable from here ({last})"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// Short enough for a test, long enough for several attempts.
+    const QUICK: Patience = Patience {
+        window: Duration::from_secs(2),
+        interval: Duration::from_millis(20),
+        request: Duration::from_secs(5),
+    };
+
+    /// Plays the ALB when its targets are unhealthy: every request gets `503 Service Unavailable`
+    /// (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-troubleshooting.html#http-503-issues).
+    /// With `then_refuse`, it answers the first request only after closing its listener, so every
+    /// later attempt is refused, like an ALB whose listener went away.
+    fn alb_answering_503(then_refuse: bool) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut listener = Some(listener);
+            while let Some(open) = &listener {
+                let Ok((mut stream, _)) = open.accept() else { return };
+                if then_refuse {
+                    listener = None;
+                }
+                // Read the request head first: closing a socket with unread data resets it.
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        format!("http://{address}/healthz")
+    }
+
+    /// Plays an ALB address nothing listens on: every connection is refused.
+    fn alb_refusing() -> String {
+        let address = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        format!("http://{address}/healthz")
+    }
+
+    async fn probe(url: &str) -> Result<(), SiteMisses> {
+        let progress = Printer::plain(Verbosity::Quiet).progress("Checking", url);
+        probe_until_ok(url, QUICK, &progress).await
+    }
+
+    #[tokio::test]
+    async fn a_site_that_only_answers_503_fails_on_aws_and_locally() {
+        let url = alb_answering_503(false);
+        let misses = probe(&url).await.unwrap_err();
+        assert!(misses.attempts > 1, "{misses}");
+        let text = misses.to_string();
+        assert!(text.contains(&format!("HTTP 503 ×{}", misses.attempts)), "{text}");
+        assert!(text.contains("last status HTTP 503"), "{text}");
+        let error = site_verdict("alb", "web", Err(misses), false).unwrap_err().to_string();
+        assert!(error.contains(&url) && error.contains("describe-target-health"), "{error}");
+        let local = probe(&url).await;
+        assert!(site_verdict("alb", "web", local, true).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_site_that_never_answered_fails_on_aws_and_is_a_gap_locally() {
+        let url = alb_refusing();
+        let misses = probe(&url).await.unwrap_err();
+        let text = misses.to_string();
+        assert!(text.contains(&format!("connection refused ×{} (last: connecting to", misses.attempts)), "{text}");
+        assert!(!text.contains("last status"), "{text}");
+        let error = site_verdict("alb", "web", Err(misses), false).unwrap_err().to_string();
+        assert!(error.contains("never answered HTTP 200"), "{error}");
+        let local = probe(&url).await;
+        let (status, _, note) = site_verdict("alb", "web", local, true).unwrap();
+        assert_eq!(status, "UNREACHABLE");
+        assert!(note.is_some_and(|note| note.contains("connection refused")));
+    }
+
+    #[tokio::test]
+    async fn every_kind_seen_is_counted_with_its_last_error() {
+        let url = alb_answering_503(true);
+        let misses = probe(&url).await.unwrap_err();
+        let text = misses.to_string();
+        let refused = misses.attempts - 1;
+        assert!(text.contains(&format!("HTTP 503 ×1, connection refused ×{refused} (last: connecting to")), "{text}");
+        assert!(text.contains("last status HTTP 503; last attempt: connecting to"), "{text}");
+        assert!(site_verdict("alb", "web", Err(misses), false).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_200_passes() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buffer = [0u8; 1024];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        });
+        let probed = probe(&format!("http://{address}/healthz")).await;
+        let (status, outputs, note) = site_verdict("alb", "web", probed, false).unwrap();
+        assert_eq!((status.as_str(), outputs["Url"].as_str(), note), ("HTTP 200", "http://alb/", None));
+    }
 }
