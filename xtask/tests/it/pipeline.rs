@@ -218,7 +218,20 @@ async fn the_pipeline_runs_as_aws_runs_it_on_every_commit() {
     // release's targets and the gitflow Lambda's code are uploaded under it).
     let proven = topology.xtask(&["verify", "--calls", deploy_calls.to_str().unwrap(), "--json"]);
     assert_eq!(proven.code, Some(0), "the operator's deploy calls are not all allowed:\n{}", proven.stderr);
-    let findings: Vec<Value> = serde_json::from_str(&proven.stdout).unwrap();
+    let proof: Value = serde_json::from_str(&proven.stdout).unwrap();
+    let findings = proof["findings"].as_array().unwrap();
+    // The access map, proven too: the AWS services' own calls as our roles, each service's trust.
+    let map = proof["map"].as_array().unwrap();
+    assert!(map.len() > 100 && map.iter().all(|finding| finding["allowed"] == true), "{map:?}");
+    for by in [
+        "CodeBuild",
+        "CodePipeline",
+        "CodeDeploy for india",
+        "ECS starting a task of india",
+        "EventBridge's pipeline trigger",
+    ] {
+        assert!(map.iter().any(|finding| finding["by"] == by), "{by} is on the access map");
+    }
     assert!(
         findings.iter().any(|finding| finding["actor"]
             .as_str()
@@ -353,11 +366,24 @@ async fn the_pipeline_runs_as_aws_runs_it_on_every_commit() {
     // 4. More grants the pipeline needs, each taken away and redeployed: the proof names the call.
     let india = &config.workloads[0];
     let release_stack = format!("{APP}-release");
+    // With it, a grant no recorded call needs but CodeDeploy does (it shifts the listeners as its
+    // service role): the access map names the actor, the call and the listener.
     let original = redeploy_edited(&aws, &india.account, &india.region, &release_stack, |body| {
         body.replacen("                  - kms:Decrypt\n                  - kms:DescribeKey\n                Resource: !Ref ArtifactKeyArn", "                  - kms:DescribeKey\n                Resource: !Ref ArtifactKeyArn", 1)
+            .replacen("                  - elasticloadbalancing:ModifyListener\n", "", 1)
     })
     .await;
     verify_denies(&topology, &format!("{APP}-release-{}", india.region), "kms:Decrypt");
+    let run = topology.xtask(&["verify"]);
+    assert!(
+        run.stderr.lines().any(|line| line.starts_with("error: CodeDeploy for india (as arn:aws:iam::")
+            && line.contains("CodeDeployRole")
+            && line
+                .contains("may not elasticloadbalancing:ModifyListener on arn:aws:elasticloadbalancing:ap-south-1:")
+            && line.contains("getting-started-create-service-role")),
+        "the map's denial names CodeDeploy, the listener and AWS's page:\n{}",
+        run.stderr
+    );
     restore(&aws, &india.account, &india.region, &release_stack, &original).await;
 
     let pipeline_stack = format!("{APP}-pipeline");
