@@ -137,7 +137,12 @@ pub fn needs(call: &Call, config: &Config, bucket_keys: &BTreeMap<String, String
         }
         ("ECS", "RegisterTaskDefinition") => {
             let body = body()?;
-            let mut found = vec![need("ecs:RegisterTaskDefinition", "*".into(), "", &[])];
+            // Authorized on the family's task definitions (Service Authorization Reference, ECS:
+            // `task-definition/${TaskDefinitionFamilyName}:${TaskDefinitionRevisionNumber}`); the
+            // revision is not known before the call.
+            let family = body["family"].as_str().context("RegisterTaskDefinition names its family")?;
+            let arn = format!("arn:aws:ecs:{region}:{}:task-definition/{family}:*", call.account);
+            let mut found = vec![need("ecs:RegisterTaskDefinition", arn, &call.account, &[])];
             for field in ["executionRoleArn", "taskRoleArn"] {
                 if let Some(role) = body[field].as_str() {
                     let owner =

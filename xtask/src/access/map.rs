@@ -163,7 +163,8 @@ impl Actor<'_> {
         }
     }
 
-    /// An SSE-KMS upload under `key` (S3 asks KMS for a data key as the caller).
+    /// An SSE-KMS upload under `key` (S3 asks KMS for a data key as the caller, and to decrypt it
+    /// for a multipart upload).
     fn put_encrypted(&mut self, object: &str, key: &str, region: &str, doc: &'static str) {
         let owner = account_of(key);
         let bucket_owner = owner.clone();
@@ -176,13 +177,11 @@ impl Actor<'_> {
         );
         let via = format!("s3.{region}.amazonaws.com");
         let caller = self.principal_account.clone();
-        self.call(
-            "kms:GenerateDataKey",
-            key,
-            &owner,
-            &[("kms:ViaService", &via), ("kms:CallerAccount", &caller)],
-            doc::S3_KMS,
-        );
+        // A multipart upload needs kms:Decrypt too: S3 decrypts the data key for each part
+        // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html#mpuAndPermissions).
+        for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+            self.call(action, key, &owner, &[("kms:ViaService", &via), ("kms:CallerAccount", &caller)], doc::S3_KMS);
+        }
     }
 
     /// A read of an SSE-KMS object (S3 asks KMS to decrypt its data key as the caller).
@@ -361,6 +360,13 @@ pub fn entries(config: &Config, policies: &Policies) -> Result<Vec<Entry>> {
             doc::CODEBUILD_ACTION,
         );
         codebuild.call("codecommit:GitPull", &repository, tools, &[], doc::CODEBUILD_ROLE);
+        codebuild.calls(
+            &["s3:GetBucketAcl", "s3:GetBucketLocation"],
+            &bucket_arn(tools_region),
+            tools,
+            &[],
+            doc::CODEBUILD_ROLE,
+        );
     }
     {
         let mut xtask = Actor {
@@ -424,6 +430,8 @@ pub fn entries(config: &Config, policies: &Policies) -> Result<Vec<Entry>> {
                     "codecommit:GetCommit",
                     "codecommit:UploadArchive",
                     "codecommit:GetUploadArchiveStatus",
+                    "codecommit:GetRepository",
+                    "codecommit:CancelUploadArchive",
                 ],
                 &repository,
                 tools,
@@ -463,7 +471,13 @@ pub fn entries(config: &Config, policies: &Policies) -> Result<Vec<Entry>> {
             doc::CROSS_REGION,
         );
         for region in &regions {
-            codepipeline.call("s3:GetBucketVersioning", &bucket_arn(region), tools, &[], doc::PIPELINE_ROLE);
+            codepipeline.calls(
+                &["s3:GetBucketAcl", "s3:GetBucketLocation", "s3:GetBucketVersioning"],
+                &bucket_arn(region),
+                tools,
+                &[],
+                doc::PIPELINE_ROLE,
+            );
             if region != tools_region {
                 codepipeline.put_encrypted(
                     &bucket_object(region, &build_artifacts),
@@ -523,7 +537,9 @@ pub fn entries(config: &Config, policies: &Policies) -> Result<Vec<Entry>> {
                 region,
                 doc::ECS_DEPLOY_ACTION,
             );
-            release.call("ecs:RegisterTaskDefinition", "*", "", &[], doc::ECS_DEPLOY_ACTION);
+            // Authorized on the task definition family (Service Authorization Reference, ECS).
+            let family = format!("arn:aws:ecs:{region}:{account}:task-definition/{app}:*");
+            release.call("ecs:RegisterTaskDefinition", &family, account, &[], doc::ECS_DEPLOY_ACTION);
             for passed in [&execution_role, &task_role] {
                 release.call(
                     "iam:PassRole",
@@ -564,19 +580,25 @@ pub fn entries(config: &Config, policies: &Policies) -> Result<Vec<Entry>> {
             let service = format!("arn:aws:ecs:{region}:{account}:service/{app}/{app}");
             let task_sets = format!("arn:aws:ecs:{region}:{account}:task-set/{app}/{app}/*");
             codedeploy.calls(
-                &["ecs:DescribeServices", "ecs:CreateTaskSet", "ecs:UpdateServicePrimaryTaskSet"],
+                &["ecs:DescribeServices", "ecs:UpdateServicePrimaryTaskSet"],
                 &service,
                 account,
                 &[],
                 doc::CODEDEPLOY_ROLE,
             );
-            codedeploy.call("ecs:DeleteTaskSet", &task_sets, account, &[], doc::CODEDEPLOY_ROLE);
+            // Task sets are authorized on the task set (Service Authorization Reference, ECS).
+            codedeploy.calls(
+                &["ecs:CreateTaskSet", "ecs:DeleteTaskSet"],
+                &task_sets,
+                account,
+                &[],
+                doc::CODEDEPLOY_ROLE,
+            );
             codedeploy.calls(
                 &[
                     "elasticloadbalancing:DescribeListeners",
                     "elasticloadbalancing:DescribeRules",
                     "elasticloadbalancing:DescribeTargetGroups",
-                    "elasticloadbalancing:DescribeTargetHealth",
                 ],
                 "*",
                 "",
