@@ -271,68 +271,73 @@ fn resource_policy<'a>(policies: &'a Policies, need: &'a calls::Need) -> Result<
 
 /// Prints the findings' table, the denied ones as errors, and a summary line.
 pub fn report(printer: &Printer, findings: &[Finding], calls: usize, source: &str) {
-    let mut rows = vec![["ROLE", "ACTION", "RESOURCE", "CALLS", "RESULT"].map(String::from).to_vec()];
-    for finding in findings {
-        let role = finding.actor.rsplit('/').next().unwrap_or(&finding.actor).to_string();
-        rows.push(vec![
-            role,
-            finding.action.clone(),
-            finding.resource.clone(),
-            finding.count.to_string(),
-            if finding.allowed { "allowed".into() } else { "DENIED".into() },
-        ]);
-    }
-    printer.text(table(&rows).trim_end());
-    let denied: Vec<&Finding> = findings.iter().filter(|finding| !finding.allowed).collect();
-    for finding in &denied {
-        printer.error(format!(
-            "{} may not {} on {} ({}): {}",
-            finding.actor, finding.action, finding.resource, finding.call, finding.detail
-        ));
-    }
-    let summary = format!(
-        "{} authorizations for {calls} recorded calls ({source}): {} allowed, {} denied",
-        findings.len(),
-        findings.len() - denied.len(),
-        denied.len()
+    print_findings(
+        printer,
+        findings,
+        ["ROLE", "ACTION", "RESOURCE", "CALLS", "RESULT"],
+        |finding| {
+            [role_name(&finding.actor), finding.action.clone(), finding.resource.clone(), finding.count.to_string()]
+        },
+        |finding| {
+            format!(
+                "{} may not {} on {} ({}): {}",
+                finding.actor, finding.action, finding.resource, finding.call, finding.detail
+            )
+        },
+        &format!("authorizations for {calls} recorded calls ({source})"),
     );
-    if denied.is_empty() {
-        printer.status("Proven", summary);
-    } else {
-        printer.error(summary);
-    }
 }
 
 /// Prints the access map's proof: a row per call of each actor, the denied ones as errors, and a
 /// summary line.
 pub fn report_map(printer: &Printer, findings: &[Finding]) {
-    let mut rows = vec![["ACTOR", "AS", "ACTION", "RESOURCE", "RESULT"].map(String::from).to_vec()];
+    let actors: std::collections::BTreeSet<&str> = findings.iter().map(|finding| finding.by.as_str()).collect();
+    print_findings(
+        printer,
+        findings,
+        ["ACTOR", "AS", "ACTION", "RESOURCE", "RESULT"],
+        |finding| {
+            let principal = role_name(&finding.actor).trim_start_matches("service:").to_string();
+            [finding.by.clone(), principal, finding.action.clone(), finding.resource.clone()]
+        },
+        |finding| {
+            format!(
+                "{} (as {}) may not {} on {}: {} (the call: {})",
+                finding.by, finding.actor, finding.action, finding.resource, finding.detail, finding.call
+            )
+        },
+        &format!("calls of {} actors on the access map", actors.len()),
+    );
+}
+
+/// `arn:aws:iam::<account>:role/<name>` → `<name>` (anything else as it is).
+fn role_name(principal: &str) -> String {
+    principal.rsplit('/').next().unwrap_or(principal).to_string()
+}
+
+/// The table (`columns` of `row` plus the result), an error per denied finding, and the summary
+/// `<count> <what>: <allowed> allowed, <denied> denied`.
+fn print_findings(
+    printer: &Printer,
+    findings: &[Finding],
+    header: [&str; 5],
+    row: impl Fn(&Finding) -> [String; 4],
+    denial: impl Fn(&Finding) -> String,
+    what: &str,
+) {
+    let mut rows = vec![header.map(String::from).to_vec()];
     for finding in findings {
-        let principal = finding.actor.rsplit('/').next().unwrap_or(&finding.actor).to_string();
-        rows.push(vec![
-            finding.by.clone(),
-            principal.trim_start_matches("service:").to_string(),
-            finding.action.clone(),
-            finding.resource.clone(),
-            if finding.allowed { "allowed".into() } else { "DENIED".into() },
-        ]);
+        let mut cells = row(finding).to_vec();
+        cells.push(if finding.allowed { "allowed".into() } else { "DENIED".into() });
+        rows.push(cells);
     }
     printer.text(table(&rows).trim_end());
     let denied: Vec<&Finding> = findings.iter().filter(|finding| !finding.allowed).collect();
     for finding in &denied {
-        printer.error(format!(
-            "{} (as {}) may not {} on {}: {} (the call: {})",
-            finding.by, finding.actor, finding.action, finding.resource, finding.detail, finding.call
-        ));
+        printer.error(denial(finding));
     }
-    let actors: std::collections::BTreeSet<&str> = findings.iter().map(|finding| finding.by.as_str()).collect();
-    let summary = format!(
-        "{} calls of {} actors on the access map: {} allowed, {} denied",
-        findings.len(),
-        actors.len(),
-        findings.len() - denied.len(),
-        denied.len()
-    );
+    let summary =
+        format!("{} {what}: {} allowed, {} denied", findings.len(), findings.len() - denied.len(), denied.len());
     if denied.is_empty() {
         printer.status("Proven", summary);
     } else {
