@@ -4,7 +4,7 @@
 //! upload would make: the same SHA-256 checksum and SSE-KMS under the expected key. Anything less
 //! (no checksum, another key, no SSE-KMS) is uploaded again, and the result says why.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
@@ -12,7 +12,7 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ServerSideEncryption};
 use base64::Engine;
 use serde::Serialize;
 
-use crate::aws::error_text;
+use crate::aws::AwsResultExt;
 
 /// Where an artifact is, and whether this call moved its bytes.
 #[derive(Clone, Debug, Serialize)]
@@ -156,7 +156,7 @@ pub async fn put_once(s3: &Client, bucket: &str, key: &str, body: Vec<u8>, kms_k
     encrypted_put(s3, bucket, key, body, kms_key_arn)
         .send()
         .await
-        .map_err(|error| anyhow!(error_text(&error)))
+        .aws(s3)
         .with_context(|| format!("uploading s3://{bucket}/{key} encrypted under {kms_key_arn}"))?;
     Ok(Uploaded { bucket: bucket.into(), key: key.into(), sha256, bytes, uploaded: true, replaced })
 }
@@ -178,7 +178,7 @@ pub async fn existing(s3: &Client, bucket: &str, key: &str, body: &[u8], kms_key
             Ok(Some(judge(stored, &base64_sha256(body), kms_key_arn)))
         }
         Err(error) if error.as_service_error().is_some_and(|service| service.is_not_found()) => Ok(None),
-        Err(error) => Err(anyhow!(error_text(&error))).with_context(|| format!("looking for s3://{bucket}/{key}")),
+        Err(error) => Err(error).aws(s3).with_context(|| format!("looking for s3://{bucket}/{key}")),
     }
 }
 

@@ -18,6 +18,7 @@
 //!
 //! Credentials are never printed: identities are shown by account and ARN only.
 
+pub mod error;
 pub mod record;
 #[cfg(test)]
 pub mod replay;
@@ -26,14 +27,15 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use aws_config::sts::AssumeRoleProvider;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
 use futures_util::future::try_join_all;
 
 use crate::config::{Access, Config, DEFAULT_ROLE};
 use crate::output::Printer;
+pub use error::{AwsError, AwsResultExt, Placed};
 pub use record::Recorder;
 
 /// Where the AWS calls go.
@@ -212,7 +214,8 @@ impl Aws {
     /// The SDK config for `account` in `region`, credentials included.
     pub async fn sdk_config(&self, account: &str, region: &str) -> Result<SdkConfig> {
         let account_config = self.account_config(account).await?;
-        Ok(account_config.to_builder().region(Region::new(region.to_string())).build())
+        let app_name = AppName::new(error::app_name(account)).context("an account id makes a valid app name")?;
+        Ok(account_config.to_builder().region(Region::new(region.to_string())).app_name(app_name).build())
     }
 
     async fn account_config(&self, account: &str) -> Result<SdkConfig> {
@@ -351,9 +354,12 @@ impl Aws {
         }
         try_join_all(wanted.into_iter().map(|(label, account, region)| async move {
             let sts = self.sts(&account, &region).await?;
-            let reply = sts.get_caller_identity().send().await.map_err(|error| {
-                anyhow::anyhow!("{}", error_chain(&error)).context(self.access_hint(&label, &account))
-            })?;
+            let reply = sts
+                .get_caller_identity()
+                .send()
+                .await
+                .aws(&sts)
+                .map_err(|error| anyhow::Error::new(error).context(self.access_hint(&label, &account)))?;
             let actual = reply.account().unwrap_or_default().to_string();
             let arn = reply.arn().unwrap_or_default().to_string();
             if actual != account {
@@ -395,69 +401,9 @@ impl Aws {
     }
 }
 
-/// The error code and message of an SDK error, for matching expected conditions and for printing.
-/// The SDK's own `Display` says only "service error"; this says what the service said.
-pub fn error_text<E, R>(error: &aws_sdk_cloudformation::error::SdkError<E, R>) -> String
-where
-    E: std::error::Error + aws_sdk_cloudformation::error::ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    use aws_sdk_cloudformation::error::ProvideErrorMetadata;
-    match (error.code(), error.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_string(),
-        _ => error_chain(error),
-    }
-}
-
-/// An error and its sources, each by its `Display`, joined with `: `. The SDK's own
-/// `DisplayErrorContext` ends with the error's `Debug`, the raw response included: never shown to
-/// a user. A response the SDK could not read (an emulator's HTML error page) says so.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.last().is_some_and(|last| last.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
-}
-
 /// Prints each identity as a status line.
 pub fn print_identities(printer: &Printer, identities: &[Identity]) {
     for identity in identities {
         printer.status("Identity", format!("{} {} as {}", identity.label, identity.account, identity.arn));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug)]
-    struct Outer(std::io::Error);
-
-    impl std::fmt::Display for Outer {
-        fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            formatter.write_str("service error")
-        }
-    }
-
-    impl std::error::Error for Outer {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            Some(&self.0)
-        }
-    }
-
-    /// What a user sees of an error with no code: each cause by its text, no `Debug` dump.
-    #[test]
-    fn an_error_chain_is_its_causes_text_without_a_debug_dump() {
-        let error = Outer(std::io::Error::other("error parsing XML: no root element"));
-        let text = error_chain(&error);
-        assert_eq!(text, "service error: error parsing XML: no root element");
-        assert!(!text.contains("Custom {") && !text.contains("Outer("), "{text}");
     }
 }

@@ -21,14 +21,15 @@ pub mod site_shift;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use aws_sdk_codedeploy::types::{AppSpecContent, DeploymentStatus, RevisionLocation, RevisionLocationType};
 use aws_sdk_codepipeline::types::PipelineExecutionStatus;
 use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::archive::sha256_hex;
-use crate::aws::{Aws, error_text};
+use crate::aws::error::one_line;
+use crate::aws::{Aws, AwsError, AwsResultExt};
 use crate::config::{Config, Workload};
 use crate::output::Printer;
 use crate::release_files::manifest::{Artifact, Manifest};
@@ -108,7 +109,7 @@ pub async fn deploy_waves(
                 match deploy_workload(aws, config, workload, wave, manifest, artifact, follow, dry_run, printer).await {
                     Ok(row) => row,
                     Err(error) => WorkloadDeployment {
-                        detail: Some(format!("{error:#}")),
+                        detail: Some(one_line(&error)),
                         ..row(workload, wave, manifest, "ERROR", false)
                     },
                 }
@@ -229,7 +230,7 @@ pub async fn register_and_deploy(
         .to_request(ecs.register_task_definition())?
         .send()
         .await
-        .map_err(|error| anyhow!(error_text(&error)))
+        .aws(&ecs)
         .with_context(|| format!("ecs:RegisterTaskDefinition of {} in {}", definition.family, target.place))?;
     let arn = registered
         .task_definition()
@@ -249,7 +250,7 @@ pub async fn register_and_deploy(
         .description(&target.description)
         .send()
         .await
-        .map_err(|error| anyhow!(error_text(&error)))
+        .aws(&codedeploy)
         .with_context(|| {
             format!("codedeploy:CreateDeployment of {}/{} in {}", target.application, target.group, target.place)
         })?;
@@ -276,7 +277,7 @@ async fn follow_deployment(
             .deployment_id(id)
             .send()
             .await
-            .map_err(|error| anyhow!(error_text(&error)))
+            .aws(&codedeploy)
             .with_context(|| format!("reading deployment {id} of workload {}", workload.name))?;
         let info = reply.deployment_info().context("CodeDeploy described no deployment")?;
         let status = info.status().map(|status| status.as_str().to_string()).unwrap_or_else(|| "Unknown".into());
@@ -347,8 +348,8 @@ async fn follow_deployment(
 async fn lifecycle_events(
     codedeploy: &aws_sdk_codedeploy::Client,
     id: &str,
-) -> Result<Vec<(String, String)>, aws_sdk_codedeploy::Error> {
-    let targets = codedeploy.list_deployment_targets().deployment_id(id).send().await?;
+) -> Result<Vec<(String, String)>, AwsError> {
+    let targets = codedeploy.list_deployment_targets().deployment_id(id).send().await.aws(codedeploy)?;
     if targets.target_ids().is_empty() {
         return Ok(Vec::new());
     }
@@ -357,7 +358,8 @@ async fn lifecycle_events(
         .deployment_id(id)
         .set_target_ids(Some(targets.target_ids().to_vec()))
         .send()
-        .await?;
+        .await
+        .aws(codedeploy)?;
     Ok(details
         .deployment_targets()
         .iter()
@@ -386,17 +388,11 @@ pub struct PipelineRun {
 pub async fn start_pipeline(aws: &Aws, config: &Config, follow: Follow, printer: &Printer) -> Result<PipelineRun> {
     let (account, region, name) = (&config.tools.account, &config.tools.region, &config.app);
     let client = aws.codepipeline(account, region).await?;
-    let started = client
-        .start_pipeline_execution()
-        .name(name)
-        .send()
-        .await
-        .map_err(|error| anyhow!(error_text(&error)))
-        .with_context(|| {
-            format!(
-                "starting pipeline {name} in {account}/{region}; is the pipeline stack deployed (`cargo xtask deploy`)?"
-            )
-        })?;
+    let started = client.start_pipeline_execution().name(name).send().await.aws(&client).with_context(|| {
+        format!(
+            "starting pipeline {name} in {account}/{region}; is the pipeline stack deployed (`cargo xtask deploy`)?"
+        )
+    })?;
     let execution_id = started.pipeline_execution_id().context("CodePipeline returned no execution id")?.to_string();
     printer.status(
         "Started",
@@ -413,7 +409,7 @@ pub async fn start_pipeline(aws: &Aws, config: &Config, follow: Follow, printer:
             .pipeline_execution_id(&execution_id)
             .send()
             .await
-            .map_err(|error| anyhow!(error_text(&error)))
+            .aws(&client)
             .with_context(|| format!("reading execution {execution_id} of pipeline {name}"))?;
         let execution = reply.pipeline_execution().context("CodePipeline described no execution")?;
         let status = execution.status().map(|status| status.as_str().to_string()).unwrap_or_else(|| "Unknown".into());

@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, IsTerminal, Write};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use tokio::task::JoinSet;
 
 use crate::Ctx;
-use crate::aws::error_text;
+use crate::aws::AwsResultExt;
 use crate::config::Target;
 use crate::engine::executor::{Env, StepResult};
 use crate::engine::report::Summary;
@@ -204,8 +204,7 @@ async fn scale_to_zero(env: &Env, account: &str, region: &str) -> Result<()> {
         Err(error) if matches!(error.as_service_error(), Some(service) if service.is_service_not_found_exception() || service.is_cluster_not_found_exception()) => {
             Ok(())
         }
-        Err(error) => Err(anyhow!(error_text(&error)))
-            .with_context(|| format!("scaling service {app} to 0 in {account}/{region}")),
+        Err(error) => Err(error).aws(&ecs).with_context(|| format!("scaling service {app} to 0 in {account}/{region}")),
     }
 }
 
@@ -222,7 +221,7 @@ async fn empty_repository(env: &Env, account: &str, region: &str) -> Result<()> 
                 return Ok(());
             }
             Err(error) => {
-                return Err(anyhow!(error_text(&error))).with_context(|| format!("listing the images of {repository}"));
+                return Err(error).aws(&ecr).with_context(|| format!("listing the images of {repository}"));
             }
         };
         let ids = listed.image_ids().to_vec();
@@ -233,7 +232,7 @@ async fn empty_repository(env: &Env, account: &str, region: &str) -> Result<()> 
                     .set_image_ids(Some(chunk.to_vec()))
                     .send()
                     .await
-                    .map_err(|error| anyhow!(error_text(&error)))
+                    .aws(&ecr)
                     .with_context(|| format!("deleting images of {repository} in {account}/{region}"))?;
             }
         }
@@ -277,7 +276,7 @@ async fn delete_every_version(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(
                 return Ok(());
             }
             Err(error) => {
-                return Err(anyhow!(error_text(&error))).with_context(|| format!("listing the versions in {bucket}"));
+                return Err(error).aws(&s3).with_context(|| format!("listing the versions in {bucket}"));
             }
         };
         let versions: Vec<(String, Option<String>)> = listed
@@ -308,7 +307,7 @@ async fn delete_every_version(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(
                 .delete(delete)
                 .send()
                 .await
-                .map_err(|error| anyhow!(error_text(&error)))
+                .aws(&s3)
                 .with_context(|| format!("deleting object versions in {bucket}"))?;
             if !answer.errors().is_empty() {
                 bail!(refused(bucket, answer.errors()));

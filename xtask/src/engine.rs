@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use crate::aws::error::one_line;
 use crate::template::{self, Template};
 
 /// Index of a step in [`Plan::steps`].
@@ -275,7 +276,7 @@ pub fn prepare(plan: &Plan, root: &Path) -> Result<BTreeMap<StepId, String>> {
                     template
                 }
                 Err(error) => {
-                    problems.push(format!("{}: {error:#}", step.id));
+                    problems.push(format!("{}: {}", step.id, one_line(&error)));
                     continue;
                 }
             },
@@ -293,7 +294,7 @@ pub fn prepare(plan: &Plan, root: &Path) -> Result<BTreeMap<StepId, String>> {
                     (serde_json::to_string(&expanded)?, declared)
                 }
                 Err(error) => {
-                    problems.push(format!("{}: expanding {}: {error:#}", step.id, stack.template.display()));
+                    problems.push(format!("{}: expanding {}: {}", step.id, stack.template.display(), one_line(&error)));
                     continue;
                 }
             },

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_codecommit::error::ProvideErrorMetadata;
 use aws_sdk_codecommit::operation::get_repository::GetRepositoryError;
 use aws_sdk_codecommit::primitives::Blob;
 use aws_sdk_codecommit::types::{FileModeTypeEnum, PutFileEntry};
@@ -20,7 +19,7 @@ use serde::Serialize;
 use xshell::{Shell, cmd};
 
 use crate::Ctx;
-use crate::aws::{Aws, Endpoint};
+use crate::aws::{Aws, AwsResultExt, Endpoint};
 use crate::config::{Config, SourceProvider, Target};
 use crate::lambda;
 use crate::project;
@@ -196,7 +195,9 @@ pub async fn init(client: &aws_sdk_codecommit::Client, request: &InitRequest<'_>
                 "CodeCommit repository `{repository}` does not exist: deploy the `source` stack first (`cargo xtask deploy`)"
             )
         }
-        Err(error) => return Err(error).with_context(|| format!("reading CodeCommit repository `{repository}`")),
+        Err(error) => {
+            return Err(error).aws(client).with_context(|| format!("reading CodeCommit repository `{repository}`"));
+        }
     }
     let branches = branch_heads(client, repository).await?;
     let plan = plan_init(&branches, request.develop_branch, request.main_branch)?;
@@ -262,6 +263,7 @@ pub async fn init(client: &aws_sdk_codecommit::Client, request: &InitRequest<'_>
                 .default_branch_name(request.main_branch)
                 .send()
                 .await
+                .aws(client)
                 .with_context(|| format!("making `{}` the default branch of `{repository}`", request.main_branch))?;
         }
     }
@@ -272,7 +274,7 @@ async fn branch_heads(client: &aws_sdk_codecommit::Client, repository: &str) -> 
     let mut names = Vec::new();
     let mut pages = client.list_branches().repository_name(repository).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.with_context(|| format!("listing the branches of `{repository}`"))?;
+        let page = page.aws(client).with_context(|| format!("listing the branches of `{repository}`"))?;
         names.extend(page.branches.unwrap_or_default());
     }
     let mut heads = BTreeMap::new();
@@ -283,6 +285,7 @@ async fn branch_heads(client: &aws_sdk_codecommit::Client, repository: &str) -> 
             .branch_name(&name)
             .send()
             .await
+            .aws(client)
             .with_context(|| format!("reading branch `{name}` of `{repository}`"))?;
         let commit = output.branch.and_then(|branch| branch.commit_id).unwrap_or_default();
         heads.insert(name, commit);
@@ -321,10 +324,8 @@ async fn create_commit(
             .with_context(|| format!("preparing `{}` for CreateCommit", file.path))?;
         request = request.put_files(entry);
     }
-    let output = request.send().await.map_err(|error| {
-        let code = error.code().unwrap_or("unknown").to_string();
-        anyhow::Error::new(error).context(format!("CreateCommit on `{branch}` of `{repository}` failed ({code})"))
-    })?;
+    let output =
+        request.send().await.aws(client).with_context(|| format!("committing to `{branch}` of `{repository}`"))?;
     output.commit_id.with_context(|| format!("CreateCommit on `{branch}` returned no commit id"))
 }
 
@@ -341,6 +342,7 @@ async fn create_branch(
         .commit_id(commit)
         .send()
         .await
+        .aws(client)
         .with_context(|| format!("creating branch `{branch}` of `{repository}` at {commit}"))?;
     Ok(())
 }

@@ -99,11 +99,9 @@ fn main() -> ExitCode {
         Err(error) => match error.downcast_ref::<Exit>() {
             Some(Exit(code)) => ExitCode::from(*code),
             None => {
-                let mut message = format!("{error}");
-                for cause in error.chain().skip(1) {
-                    message.push_str(&format!("\n  caused by: {cause}"));
-                }
-                ctx.printer.error(message);
+                // Each cause on its line, down to an AWS error, whose line already says what the
+                // SDK's own error below it would (never its debug dump).
+                ctx.printer.error(aws::error::lines(&error).join("\n  caused by: "));
                 ExitCode::FAILURE
             }
         },

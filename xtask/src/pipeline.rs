@@ -50,8 +50,9 @@ use crate::Ctx;
 use crate::access::{self, policies::Policies};
 use crate::archive::{self, Entry};
 use crate::artifacts;
+use crate::aws::error::one_line;
 use crate::aws::record::{self, CALL_LOG_VAR};
-use crate::aws::{Aws, error_text};
+use crate::aws::{Aws, AwsResultExt};
 use crate::bluegreen;
 use crate::config::{Config, Target};
 use crate::engine::deployed::Deployed;
@@ -375,7 +376,7 @@ impl Rehearsal<'_> {
         artifacts::encrypted_put(&s3, &store.bucket, &key, zip.clone(), &store.key_arn)
             .send()
             .await
-            .map_err(|error| anyhow!(error_text(&error)))
+            .aws(&s3)
             .with_context(|| format!("putting the source into the artifact store s3://{}/{key}", store.bucket))?;
         self.artifacts.insert(output, Stored { bucket: store.bucket.clone(), key: key.clone() });
         let repository = action.setting("RepositoryName").or_else(|_| action.setting("FullRepositoryId"))?;
@@ -538,7 +539,7 @@ impl Rehearsal<'_> {
         artifacts::encrypted_put(&s3, &store.bucket, &key, zip, &project.encryption_key)
             .send()
             .await
-            .map_err(|error| anyhow!(error_text(&error)))
+            .aws(&s3)
             .with_context(|| format!("putting the build artifact into s3://{}/{key}", store.bucket))?;
         self.artifacts.insert(output, Stored { bucket: store.bucket.clone(), key: key.clone() });
         self.image = Some(ImageReport { tag: manifest.version.clone(), digest: manifest.image_digest.clone() });
@@ -662,7 +663,7 @@ impl Rehearsal<'_> {
             artifacts::encrypted_put(&to, &store.bucket, &stored.key, bytes, &store.key_arn)
                 .send()
                 .await
-                .map_err(|error| anyhow!(error_text(&error)))
+                .aws(&to)
                 .with_context(|| {
                     format!("copying the artifact to the {region} store s3://{}/{}", store.bucket, stored.key)
                 })?;
@@ -715,7 +716,7 @@ impl Rehearsal<'_> {
             .deployment_id(&id)
             .send()
             .await
-            .map_err(|error| anyhow!(error_text(&error)))
+            .aws(&codedeploy)
             .with_context(|| format!("reading deployment {id}"))?
             .deployment_info()
             .and_then(|info| info.status())
@@ -762,7 +763,7 @@ impl Rehearsal<'_> {
                 .compute_platform(ComputePlatform::from(platform.as_str().unwrap_or("ECS")))
                 .send()
                 .await
-                .map_err(|error| anyhow!(error_text(&error)))
+                .aws(&codedeploy)
                 .with_context(|| format!("creating CodeDeploy application {application} in {}", workload.account))?;
             notes.push(gap(&logical, "AWS::CodeDeploy::Application", application));
         }
@@ -802,7 +803,7 @@ impl Rehearsal<'_> {
                 .set_ecs_services(Some(services))
                 .send()
                 .await
-                .map_err(|error| anyhow!(error_text(&error)))
+                .aws(&codedeploy)
                 .with_context(|| {
                     format!("creating CodeDeploy deployment group {application}/{group} in {}", workload.account)
                 })?;
@@ -833,7 +834,7 @@ fn finish(
         }
         Err(error) => {
             report.status = Status::Failed;
-            report.detail = format!("{error:#}");
+            report.detail = one_line(&error);
             progress.fail(format!(
                 "{} ({}) as {}: {}",
                 report.name,

@@ -5,6 +5,7 @@
 use anyhow::Result;
 
 use crate::Ctx;
+use crate::aws::error::one_line;
 use crate::config::Target;
 use crate::engine::preview;
 use crate::engine::session::{self, Options};
@@ -32,7 +33,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         Ok(previews) => previews,
         Err(error) if error.is::<crate::config::Invalid>() => return Err(error),
         Err(error) => {
-            ctx.printer.error(format!("{error:#}"));
+            ctx.printer.error(one_line(&error));
             return Err(Exit(2).into());
         }
     };

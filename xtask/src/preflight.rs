@@ -28,6 +28,7 @@ use serde::Serialize;
 use crate::access::map::{self, Entry};
 use crate::access::policies::Policies;
 use crate::aws::Aws;
+use crate::aws::error::one_line;
 use crate::config::Config;
 use crate::output::{Exit, Printer, table};
 
@@ -38,7 +39,7 @@ pub async fn run(printer: &Printer, root: &Path, aws: &Aws, config: &Config, jso
     let report = match verify(printer, root, aws, config).await {
         Ok(report) => report,
         Err(error) => {
-            printer.error(format!("{error:#}"));
+            printer.error(one_line(&error));
             printer.error("the verification could not run; nothing was judged (exit 2)");
             return Err(Exit(2).into());
         }

@@ -11,12 +11,12 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use base64::Engine;
 use bollard::auth::DockerCredentials;
 use serde::Serialize;
 
-use crate::aws::{Aws, error_text};
+use crate::aws::{Aws, AwsResultExt};
 use crate::config::{Config, Workload};
 use crate::docker::Docker;
 use crate::http;
@@ -63,7 +63,7 @@ pub async fn destination(aws: &Aws, config: &Config, workload: &Workload, printe
         .get_authorization_token()
         .send()
         .await
-        .map_err(|error| anyhow!(error_text(&error)))
+        .aws(&ecr)
         .with_context(|| format!("getting an ECR token in {client_account}/{}", workload.region))?;
     let data = token.authorization_data().first().context("ECR returned no authorization data")?;
     let decoded = base64::engine::general_purpose::STANDARD
@@ -186,7 +186,7 @@ pub async fn find_digest(aws: &Aws, destination: &Destination, tag: &str) -> Res
             Err(error)
                 if error.as_service_error().is_some_and(|service| service.is_image_already_exists_exception()) => {}
             Err(error) => {
-                return Err(anyhow!(error_text(&error))).with_context(|| {
+                return Err(error).aws(&ecr).with_context(|| {
                     format!("recording {tag} in the emulator's ECR repository {}", destination.repository)
                 });
             }
@@ -206,7 +206,7 @@ pub async fn find_digest(aws: &Aws, destination: &Destination, tag: &str) -> Res
             return Ok(None);
         }
         Err(error) => {
-            return Err(anyhow!(error_text(&error))).with_context(|| {
+            return Err(error).aws(&ecr).with_context(|| {
                 format!("describing {}:{tag} in {}/{}", destination.repository, destination.account, destination.region)
             });
         }

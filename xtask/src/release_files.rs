@@ -35,7 +35,8 @@ use serde::Serialize;
 use crate::Ctx;
 use crate::archive::{self, Entry};
 use crate::artifacts;
-use crate::aws::{Aws, Principal, error_text};
+use crate::aws::error::one_line;
+use crate::aws::{Aws, AwsError, Principal};
 use crate::config::{Config, Target, Workload};
 use crate::output::Printer;
 use crate::publish::{self, Pushed};
@@ -630,7 +631,7 @@ async fn check_artifact(s3: &aws_sdk_s3::Client, artifact: &Artifact) -> Check {
                 "cannot read s3://{}/{}: {}",
                 artifact.bucket,
                 artifact.key,
-                error_text(&error)
+                AwsError::from_call(error, &s3)
             ));
             return check;
         }
@@ -665,7 +666,7 @@ async fn check_artifact(s3: &aws_sdk_s3::Client, artifact: &Artifact) -> Check {
             return check;
         }
         Err(error) => {
-            check.problems.push(format!("{error:#}"));
+            check.problems.push(one_line(&error));
             return check;
         }
     };
@@ -678,7 +679,7 @@ async fn check_artifact(s3: &aws_sdk_s3::Client, artifact: &Artifact) -> Check {
     }
     check.actual_sha256 = Some(actual);
     if let Err(error) = check_documents(&bytes, artifact) {
-        check.problems.push(format!("{error:#}"));
+        check.problems.push(one_line(&error));
     }
     check
 }

@@ -8,7 +8,12 @@
 //! - every template under `cfn/` (the files `lint` lints) parses as a CloudFormation template
 //!   (`template.rs`, short-form intrinsics included) and is deployed by the plan built from the
 //!   repo's `deploy.toml`; and no template names an account id or a region: those come from
-//!   parameters and pseudo parameters.
+//!   parameters and pseudo parameters;
+//! - in the xtask, an AWS SDK call's error reaches the user only as an [`AwsError`] (`.aws(&client)`
+//!   or `AwsError::from_call`), never flattened by `?`, `.context` or `.map_err` straight from the
+//!   `SdkError`, and never through the SDK's `DisplayErrorContext` (which ends in a debug dump).
+//!
+//! [`AwsError`]: crate::aws::AwsError
 
 use std::path::{Path, PathBuf};
 
@@ -108,7 +113,9 @@ pub fn check_rust(path: &Path, text: &str) -> Vec<Problem> {
     let spawn = concat!("Command", "::new(");
     let slash_path = path.to_string_lossy().replace('\\', "/");
     let may_spawn = COMMAND_ALLOWLIST.iter().any(|(allowed, _)| *allowed == slash_path);
-    for (index, line) in text.lines().enumerate() {
+    let sdk_debug = concat!("DisplayError", "Context");
+    let lines: Vec<&str> = text.lines().collect();
+    for (index, line) in lines.iter().enumerate() {
         let code = line.trim_start();
         if code.starts_with("//") {
             continue;
@@ -122,6 +129,18 @@ pub fn check_rust(path: &Path, text: &str) -> Vec<Problem> {
                 });
             }
         }
+        if slash_path.starts_with("xtask/src/") && code.contains(sdk_debug) {
+            problems.push(Problem {
+                path: path.to_path_buf(),
+                line: index + 1,
+                message: "the SDK's error context ends in its debug dump: show an `AwsError` instead".into(),
+            });
+        }
+        if slash_path.starts_with("xtask/src/")
+            && let Some(problem) = flattened_sdk_error(&lines, index)
+        {
+            problems.push(Problem { path: path.to_path_buf(), line: index + 1, message: problem.into() });
+        }
         if !may_spawn && code.contains(spawn) {
             problems.push(Problem {
                 path: path.to_path_buf(),
@@ -134,6 +153,39 @@ pub fn check_rust(path: &Path, text: &str) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// Whether the SDK call sent on line `index` turns its error into an `anyhow::Error` directly:
+/// the statement (up to its `;` or the `{` of a `match`) applies `?`, `.context`, `.with_context`
+/// or `.map_err` with no `.aws(` before them. A `match` or a `let` of the raw result is left to
+/// its arms (which `AwsError::from_call` or `.aws` there).
+fn flattened_sdk_error(lines: &[&str], index: usize) -> Option<&'static str> {
+    let send = concat!(".send", "()");
+    let line = lines[index];
+    let start = line.find(send)?;
+    let before = lines[index.saturating_sub(3)..=index].join("\n");
+    if before.contains("into_paginator") {
+        return None;
+    }
+    let mut statement = line[start + send.len()..].to_string();
+    for next in lines.iter().skip(index + 1).take(12) {
+        if statement.trim_end().ends_with(';') || statement.trim_end().ends_with('{') {
+            break;
+        }
+        statement.push_str(next.trim());
+    }
+    let statement = statement.split(';').next().unwrap_or_default();
+    let converted = statement.find(".aws(");
+    let flattened =
+        ["?", ".context(", ".with_context(", ".map_err("].iter().filter_map(|form| statement.find(form)).min();
+    match (flattened, converted) {
+        (Some(flattened), Some(converted)) if converted < flattened => None,
+        (Some(_), _) => Some(
+            "an AWS call's error must become an `AwsError` first (`.aws(&client)`), so the user sees the call, \
+             account, region and AWS's code, and callers can still match it",
+        ),
+        (None, _) => None,
+    }
 }
 
 /// The templates the plan of the repo's `deploy.toml` deploys, relative to the root.
@@ -243,6 +295,16 @@ mod tests {
         check("xtask/src/spawn.rs", &format!("//! Docs.\n{spawn}\n"), &[(2, "xshell")]);
         check("xtask/src/bench/app.rs", &format!("//! Docs.\n{spawn}\n"), &[]);
         check("xtask/src/comment.rs", &format!("//! Docs.\n// {debug}\n"), &[]);
+        let send = concat!(".send", "()");
+        let flat = |tail: &str| format!("//! Docs.\nlet x = s3.get_object()\n    {send}\n    .await{tail}\n");
+        check("xtask/src/aws_ok.rs", &flat("\n    .aws(&s3)\n    .with_context(|| \"x\")?;"), &[]);
+        check("xtask/src/aws_q.rs", &flat("?;"), &[(3, "AwsError")]);
+        check("xtask/src/aws_ctx.rs", &flat("\n    .with_context(|| \"x\")?;"), &[(3, "AwsError")]);
+        check("xtask/src/aws_map.rs", &flat("\n    .map_err(|e| anyhow!(e))?;"), &[(3, "AwsError")]);
+        check("xtask/src/aws_match.rs", &format!("//! Docs.\nmatch s3.get_object(){send}.await {{\n"), &[]);
+        check("xtask/tests/it/aws_test.rs", &flat("?;"), &[]);
+        let context = concat!("DisplayError", "Context(&e)");
+        check("xtask/src/dump.rs", &format!("//! Docs.\nlet t = {context};\n"), &[(2, "debug dump")]);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::Ctx;
 use crate::access::{self, Finding, policies::Policies};
+use crate::aws::error::one_line;
 use crate::aws::record;
 use crate::config::Target;
 use crate::output::Exit;
@@ -57,7 +58,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         let aws = match crate::engine::session::connect(ctx, &config, false, true).await {
             Ok(aws) => aws,
             Err(error) => {
-                ctx.printer.error(format!("{error:#}"));
+                ctx.printer.error(one_line(&error));
                 return Err(Exit(2).into());
             }
         };
@@ -97,7 +98,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         // A denial the proof found is a definite answer: it decides the exit code even when the
         // live checks could not run.
         Err(error) => {
-            ctx.printer.error(format!("{error:#}"));
+            ctx.printer.error(one_line(&error));
             ctx.printer.error("the live checks could not run");
             Err(Exit(if denied { 1 } else { 2 }).into())
         }

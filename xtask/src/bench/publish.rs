@@ -32,7 +32,7 @@ use xshell::{Shell, cmd};
 
 use super::{Emulator, STACKS_IMAGE as IMAGE, median};
 use crate::Ctx;
-use crate::aws::{Aws, Endpoint, error_text};
+use crate::aws::{Aws, AwsResultExt, Endpoint};
 use crate::config::Config;
 use crate::docker::Docker;
 use crate::local::{daemon, moto, registry};
@@ -246,7 +246,7 @@ impl Bench<'_> {
                 .prefix("releases/")
                 .send()
                 .await
-                .map_err(|error| anyhow::anyhow!(error_text(&error)))
+                .aws(&s3)
                 .with_context(|| format!("listing s3://{bucket}/releases/"))?;
             for object in listed.contents() {
                 if let Some(key) = object.key() {
@@ -255,7 +255,7 @@ impl Bench<'_> {
                         .key(key)
                         .send()
                         .await
-                        .map_err(|error| anyhow::anyhow!(error_text(&error)))
+                        .aws(&s3)
                         .with_context(|| format!("deleting s3://{bucket}/{key}"))?;
                 }
             }

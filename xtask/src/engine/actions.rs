@@ -9,7 +9,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_kms::error::ProvideErrorMetadata;
 
 use crate::Ctx;
-use crate::aws::error_text;
+use crate::aws::AwsResultExt;
+use crate::aws::error::one_line;
 use crate::docker::Docker;
 use crate::engine::executor::Env;
 use crate::engine::{Action, Outputs, Plan, Step};
@@ -190,7 +191,7 @@ async fn check_replica(step: &Step, env: &Env, key_arn: &str) -> Result<ActionOu
                 step.region
             )),
         )),
-        Err(error) => Err(anyhow!(error_text(&error))).with_context(|| {
+        Err(error) => Err(error).aws(&kms).with_context(|| {
             format!("the replica {key_arn} of the multi-Region key is missing or unreadable in {}", step.region)
         }),
     }
@@ -213,7 +214,7 @@ async fn wait_service(
             .services(service)
             .send()
             .await
-            .map_err(|error| anyhow!(error_text(&error)))
+            .aws(&ecs)
             .with_context(|| format!("describing service {service} in cluster {cluster}"))?;
         let Some(found) = reply.services().first() else {
             bail!("service {service} is not in cluster {cluster}");
@@ -295,7 +296,7 @@ async fn probe_until_ok(url: &str, patience: Patience, progress: &Progress) -> R
         match answer {
             Ok(response) if response.status == 200 => return Ok(()),
             Ok(response) => misses.record(Miss::Status(response.status), format!("HTTP {}", response.status)),
-            Err(error) => misses.record(Miss::of(&error), format!("{error:#}")),
+            Err(error) => misses.record(Miss::of(&error), one_line(&error)),
         }
         misses.elapsed = start.elapsed();
         if misses.elapsed + patience.interval > patience.window {

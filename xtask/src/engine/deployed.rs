@@ -6,7 +6,7 @@
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::aws::{Aws, error_text};
+use crate::aws::{Aws, AwsResultExt};
 use crate::engine::stack::Stacks;
 use crate::template::Template;
 use crate::template::resolve::{Resolver, Scope};
@@ -39,7 +39,7 @@ impl Deployed {
             .stack_name(stack)
             .send()
             .await
-            .map_err(|error| anyhow::anyhow!(error_text(&error)))
+            .aws(&client)
             .with_context(|| format!("listing the resources of stack {stack} in {account}/{region}"))?;
         let physical_ids = resources
             .stack_resources()
@@ -75,7 +75,7 @@ impl Deployed {
             .stack_name(stack)
             .send()
             .await
-            .map_err(|error| anyhow::anyhow!(error_text(&error)))
+            .aws(&client)
             .with_context(|| format!("reading the template of stack {stack} in {account}/{region}"))?;
         let text = reply.template_body().unwrap_or_default();
         let template = Template::parse(std::path::Path::new(stack), text)

@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::aws::Aws;
+use crate::aws::error::one_line;
 use crate::config::Config;
 use crate::engine::stack::{self, Action, Method, ParamValue, StackFailed, StackRequest, Stacks};
 use crate::engine::{Outputs, Param, Plan, StepId, StepKind, actions};
@@ -67,7 +68,7 @@ impl StepResult {
     pub fn failure(error: &anyhow::Error, status: &str) -> (String, String) {
         match error.downcast_ref::<StackFailed>() {
             Some(failed) => (failed.status.clone(), failed.root_cause.clone()),
-            None => (status.to_string(), format!("{error:#}")),
+            None => (status.to_string(), one_line(error)),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::aws::error::one_line;
 use crate::engine::executor::{Env, request};
 use crate::engine::stack::{Change, HASH_TAG, Stacks};
 use crate::engine::{Action, Outputs, Plan, StepKind, actions};
@@ -105,7 +106,7 @@ pub async fn preview(plan: &Plan, env: &Env) -> Result<Vec<StackPreview>> {
             Ok(request) => request,
             Err(error) => {
                 row.verdict = "unknown".into();
-                row.note = Some(format!("{error:#} yet"));
+                row.note = Some(format!("{} yet", one_line(&error)));
                 progress.finish("Previewed", format!("{}: inputs not known yet", step.id));
                 previews.push(row);
                 continue;

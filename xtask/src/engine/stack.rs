@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
@@ -19,7 +19,8 @@ use aws_sdk_cloudformation::types::{
 use aws_smithy_types::DateTime;
 use sha2::{Digest, Sha256};
 
-use crate::aws::error_text;
+use crate::aws::error::one_line;
+use crate::aws::{AwsError, AwsResultExt};
 use crate::output::Progress;
 
 /// The tag holding the hash of what the stack was last deployed with.
@@ -229,7 +230,7 @@ impl Stacks {
                 Ok(reply.stacks().first().map(StackState::from_stack).filter(|state| state.status != "DELETE_COMPLETE"))
             }
             Err(error) if is_missing(&error) => Ok(None),
-            Err(error) => Err(anyhow!(error_text(&error))).with_context(|| format!("describing stack {name}")),
+            Err(error) => Err(error).aws(&self.client).with_context(|| format!("describing stack {name}")),
         }
     }
 
@@ -284,7 +285,8 @@ impl Stacks {
                 let status =
                     self.describe(&request.name).await.ok().flatten().map(|state| state.status).unwrap_or_default();
                 let cause = self.root_cause(&request.name, &started).await.unwrap_or_default();
-                let root_cause = if cause.is_empty() { format!("{error:#}") } else { format!("{cause} ({error:#})") };
+                let root_cause =
+                    if cause.is_empty() { one_line(&error) } else { format!("{cause} ({})", one_line(&error)) };
                 return Err(StackFailed { stack: request.name.clone(), status, root_cause }.into());
             }
         };
@@ -322,7 +324,7 @@ impl Stacks {
                 .set_tags(Some(request.tags_with_hash()))
                 .send()
                 .await
-                .map_err(|error| anyhow!(error_text(&error)))?;
+                .aws(&self.client)?;
             return Ok(true);
         }
         progress.update("UpdateStack");
@@ -339,7 +341,7 @@ impl Stacks {
         match sent {
             Ok(_) => Ok(true),
             Err(error) if is_no_updates(error.message()) => Ok(false),
-            Err(error) => Err(anyhow!(error_text(&error))),
+            Err(error) => Err(AwsError::from_call(error, &self.client).into()),
         }
     }
 
@@ -362,7 +364,7 @@ impl Stacks {
             .change_set_name(&change_set)
             .send()
             .await
-            .map_err(|error| anyhow!(error_text(&error)))?;
+            .aws(&self.client)?;
         Ok(true)
     }
 
@@ -395,7 +397,7 @@ impl Stacks {
         match created {
             Ok(_) => {}
             Err(error) if is_no_updates(error.message()) => return Ok(None),
-            Err(error) => return Err(anyhow!(error_text(&error))),
+            Err(error) => return Err(AwsError::from_call(error, &self.client).into()),
         }
         let deadline = Instant::now() + self.timeout;
         let mut pause = Duration::from_millis(200);
@@ -407,7 +409,7 @@ impl Stacks {
                 .change_set_name(&name)
                 .send()
                 .await
-                .map_err(|error| anyhow!(error_text(&error)))?;
+                .aws(&self.client)?;
             match reply.status() {
                 Some(ChangeSetStatus::CreateComplete) => return Ok(Some(name)),
                 Some(ChangeSetStatus::Failed) => {
@@ -440,7 +442,7 @@ impl Stacks {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(|error| anyhow!(error_text(&error)))?;
+                .aws(&self.client)?;
             for change in reply.changes() {
                 let Some(resource) = change.resource_change() else { continue };
                 changes.push(Change {
@@ -486,7 +488,7 @@ impl Stacks {
             .stack_name(name)
             .send()
             .await
-            .map_err(|error| anyhow!(error_text(&error)))
+            .aws(&self.client)
             .with_context(|| format!("deleting stack {name}"))?;
         let deadline = Instant::now() + self.timeout;
         let mut pause = Duration::from_millis(200);

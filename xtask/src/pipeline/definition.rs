@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::aws::{Aws, error_text};
+use crate::aws::{Aws, AwsResultExt};
 use crate::config::Config;
 use crate::engine::deployed::Deployed;
 use crate::template::{self, Template};
@@ -105,13 +105,10 @@ pub async fn pipeline(root: &Path, aws: &Aws, config: &Config) -> Result<Pipelin
     let (account, region) = (&config.tools.account, &config.tools.region);
     let stack = config.stack_name("pipeline");
     let cloudformation = aws.cloudformation(account, region).await?;
-    let deployed_body = cloudformation
-        .get_template()
-        .stack_name(&stack)
-        .send()
-        .await
-        .map_err(|error| anyhow::anyhow!(error_text(&error)))
-        .with_context(|| format!("reading the template of stack {stack}; run `cargo xtask deploy --local` first"))?;
+    let deployed_body =
+        cloudformation.get_template().stack_name(&stack).send().await.aws(&cloudformation).with_context(|| {
+            format!("reading the template of stack {stack}; run `cargo xtask deploy --local` first")
+        })?;
     let deployed_body: Value = serde_json::from_str(deployed_body.template_body().unwrap_or_default())
         .with_context(|| format!("the template of stack {stack} is not the JSON the plan deploys"))?;
     if deployed_body != body {

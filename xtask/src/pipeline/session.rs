@@ -8,11 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
-use aws_config::{Region, SdkConfig};
+use anyhow::{Context, Result};
+use aws_config::{AppName, Region, SdkConfig};
 use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
 
-use crate::aws::{Recorder, error_text, recorded};
+use crate::aws::error::app_name;
+use crate::aws::{AwsResultExt, Recorder, recorded};
 
 /// The session name on every role the rehearsal assumes (seen in the caller ARN).
 pub const SESSION_NAME: &str = "gbg-pipeline-rehearsal";
@@ -60,26 +61,28 @@ impl RoleSession {
             .role_session_name(SESSION_NAME)
             .send()
             .await
-            .map_err(|error| anyhow!(error_text(&error)))
+            .aws(&sts)
             .with_context(|| format!("assuming {role_arn}"))?;
         let credentials = assumed.credentials().context("STS returned no credentials")?;
         let mut session = RoleSession {
             role_arn: role_arn.to_string(),
             identity: String::new(),
-            account: String::new(),
+            // The role's account (`arn:aws:iam::<account>:role/...`) until STS confirms it below.
+            account: role_arn.split(':').nth(4).unwrap_or_default().to_string(),
             access_key_id: credentials.access_key_id().to_string(),
             secret_access_key: credentials.secret_access_key().to_string(),
             session_token: credentials.session_token().to_string(),
             base: from.clone(),
             call_log: call_log.map(Path::to_path_buf),
         };
-        let caller =
-            aws_sdk_sts::Client::new(&session.config(from.region().map_or("us-east-1", |region| region.as_ref())))
-                .get_caller_identity()
-                .send()
-                .await
-                .map_err(|error| anyhow!(error_text(&error)))
-                .with_context(|| format!("asking STS who {role_arn} is"))?;
+        let caller_sts =
+            aws_sdk_sts::Client::new(&session.config(from.region().map_or("us-east-1", |region| region.as_ref())));
+        let caller = caller_sts
+            .get_caller_identity()
+            .send()
+            .await
+            .aws(&caller_sts)
+            .with_context(|| format!("asking STS who {role_arn} is"))?;
         session.identity = caller.arn().unwrap_or_default().to_string();
         session.account = caller.account().unwrap_or_default().to_string();
         Ok(session)
@@ -94,11 +97,15 @@ impl RoleSession {
             None,
             "gbg-pipeline-rehearsal",
         );
-        self.base
+        let mut builder = self
+            .base
             .to_builder()
             .credentials_provider(SharedCredentialsProvider::new(credentials))
-            .region(Region::new(region.to_string()))
-            .build()
+            .region(Region::new(region.to_string()));
+        if let Ok(app_name) = AppName::new(app_name(&self.account)) {
+            builder = builder.app_name(app_name);
+        }
+        builder.build()
     }
 
     fn recorder(&self, region: &str) -> Option<Recorder> {

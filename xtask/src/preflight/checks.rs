@@ -11,14 +11,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use aws_sdk_ecr::types::ImageIdentifier;
 
 use super::simulate::{bucket_policy, bucket_region, key_policy};
 use super::{Check, Kind, emulator_gap};
 use crate::access::policies::Policies;
 use crate::access::policy::{Effect, Policy};
-use crate::aws::{Aws, error_text};
+use crate::aws::{Aws, AwsResultExt};
 use crate::config::Config;
 use crate::release_files;
 
@@ -159,9 +159,7 @@ pub async fn describe_key(kms: &aws_sdk_kms::Client, key_arn: &str) -> Result<Op
             }))
         }
         Err(error) if error.as_service_error().is_some_and(|service| service.is_not_found_exception()) => Ok(None),
-        Err(error) => {
-            Err(anyhow!(error_text(&error))).with_context(|| format!("describing key {key_arn} (kms:DescribeKey)"))
-        }
+        Err(error) => Err(error).aws(&kms).with_context(|| format!("describing key {key_arn} (kms:DescribeKey)")),
     }
 }
 
@@ -233,7 +231,8 @@ pub async fn deployment_group(codedeploy: &aws_sdk_codedeploy::Client, applicati
         {
             Ok(false)
         }
-        Err(error) => Err(anyhow!(error_text(&error)))
+        Err(error) => Err(error)
+            .aws(&codedeploy)
             .with_context(|| format!("reading deployment group {application}/{group} (codedeploy:GetDeploymentGroup)")),
     }
 }
@@ -246,8 +245,9 @@ pub async fn pipeline(codepipeline: &aws_sdk_codepipeline::Client, name: &str) -
         Err(error) if error.as_service_error().is_some_and(|service| service.is_pipeline_not_found_exception()) => {
             Ok(false)
         }
-        Err(error) => Err(anyhow!(error_text(&error)))
-            .with_context(|| format!("reading pipeline {name} (codepipeline:GetPipeline)")),
+        Err(error) => {
+            Err(error).aws(&codepipeline).with_context(|| format!("reading pipeline {name} (codepipeline:GetPipeline)"))
+        }
     }
 }
 
@@ -309,7 +309,8 @@ pub async fn image_present(ecr: &aws_sdk_ecr::Client, registry: &str, repository
         Err(error) if error.as_service_error().is_some_and(|service| service.is_image_not_found_exception()) => {
             Ok(false)
         }
-        Err(error) => Err(anyhow!(error_text(&error)))
+        Err(error) => Err(error)
+            .aws(&ecr)
             .with_context(|| format!("looking for {digest} in {registry}/{repository} (ecr:DescribeImages)")),
     }
 }
@@ -324,7 +325,7 @@ pub async fn running_digest(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &
         .services(service)
         .send()
         .await
-        .map_err(|error| anyhow!(error_text(&error)))
+        .aws(&ecs)
         .with_context(|| format!("describing service {service} of cluster {cluster} (ecs:DescribeServices)"))?;
     let Some(task_definition) = described.services().first().and_then(|service| service.task_definition()) else {
         return Ok(None);
@@ -334,7 +335,7 @@ pub async fn running_digest(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &
         .task_definition(task_definition)
         .send()
         .await
-        .map_err(|error| anyhow!(error_text(&error)))
+        .aws(&ecs)
         .with_context(|| format!("describing task definition {task_definition} (ecs:DescribeTaskDefinition)"))?;
     let images = definition.task_definition().map(|definition| definition.container_definitions()).unwrap_or_default();
     Ok(images

@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum, PolicyEvaluationDecisionType};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use serde_json::Value;
@@ -38,7 +38,7 @@ use crate::access::decide::{self, Outcome as Decided, ResourceKind, ResourcePoli
 use crate::access::map::Entry;
 use crate::access::policies::Policies;
 use crate::access::policy::{Policy, Request};
-use crate::aws::{Aws, error_text};
+use crate::aws::{Aws, AwsResultExt};
 use crate::config::Config;
 use crate::output::Progress;
 
@@ -234,7 +234,7 @@ pub async fn simulate(iam: &aws_sdk_iam::Client, simulation: &Simulation) -> Res
         .send();
     let mut sides = BTreeMap::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|error| anyhow!(error_text(&error))).with_context(|| {
+        let page = page.aws(iam).with_context(|| {
             format!(
                 "simulating {} for {} on {} (iam:SimulatePrincipalPolicy in its account); the operator needs that permission there",
                 simulation.actions.join(", "),
@@ -494,8 +494,9 @@ pub async fn key_policy(kms: &aws_sdk_kms::Client, key_arn: &str) -> Result<Opti
             reply.policy().map(|text| parse_document(text, &format!("the key policy of {key_arn}"))).transpose()
         }
         Err(error) if error.as_service_error().is_some_and(|service| service.is_not_found_exception()) => Ok(None),
-        Err(error) => Err(anyhow!(error_text(&error)))
-            .with_context(|| format!("reading the key policy of {key_arn} (kms:GetKeyPolicy)")),
+        Err(error) => {
+            Err(error).aws(&kms).with_context(|| format!("reading the key policy of {key_arn} (kms:GetKeyPolicy)"))
+        }
     }
 }
 
@@ -507,8 +508,9 @@ pub async fn bucket_policy(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Opti
             reply.policy().map(|text| parse_document(text, &format!("the bucket policy of {bucket}"))).transpose()
         }
         Err(error) if error.code() == Some("NoSuchBucketPolicy") => Ok(None),
-        Err(error) => Err(anyhow!(error_text(&error)))
-            .with_context(|| format!("reading the bucket policy of {bucket} (s3:GetBucketPolicy)")),
+        Err(error) => {
+            Err(error).aws(&s3).with_context(|| format!("reading the bucket policy of {bucket} (s3:GetBucketPolicy)"))
+        }
     }
 }
 
@@ -525,7 +527,8 @@ pub async fn repository_policy(ecr: &aws_sdk_ecr::Client, registry: &str, name: 
         {
             Ok(None)
         }
-        Err(error) => Err(anyhow!(error_text(&error)))
+        Err(error) => Err(error)
+            .aws(&ecr)
             .with_context(|| format!("reading the repository policy of {registry}/{name} (ecr:GetRepositoryPolicy)")),
     }
 }
@@ -547,9 +550,7 @@ pub async fn trust_policy(iam: &aws_sdk_iam::Client, role_arn: &str) -> Result<O
         Err(error) if error.as_service_error().is_some_and(|service| service.is_no_such_entity_exception()) => {
             bail!("role {role_arn} does not exist; deploy its stack (`cargo xtask deploy`)")
         }
-        Err(error) => {
-            Err(anyhow!(error_text(&error))).with_context(|| format!("reading role {role_arn} (iam:GetRole)"))
-        }
+        Err(error) => Err(error).aws(&iam).with_context(|| format!("reading role {role_arn} (iam:GetRole)")),
     }
 }
 

@@ -18,14 +18,14 @@
 //! - `releases/manifests/<id>.json`: a manifest;
 //! - `releases/<workload>/history.json`: a workload's history.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::sha256_hex;
 use crate::artifacts::encrypted_put;
-use crate::aws::error_text;
+use crate::aws::AwsResultExt;
 
 /// The manifest format this xtask writes and reads.
 pub const SCHEMA: u32 = 1;
@@ -217,7 +217,7 @@ pub async fn get_object(s3: &Client, bucket: &str, key: &str) -> Result<Option<V
             Ok(Some(body.into_bytes().to_vec()))
         }
         Err(error) if error.as_service_error().is_some_and(|service| service.is_no_such_key()) => Ok(None),
-        Err(error) => Err(anyhow!(error_text(&error))).with_context(|| format!("downloading s3://{bucket}/{key}")),
+        Err(error) => Err(error).aws(&s3).with_context(|| format!("downloading s3://{bucket}/{key}")),
     }
 }
 
@@ -228,7 +228,7 @@ pub async fn put_object(s3: &Client, bucket: &str, key: &str, body: Vec<u8>, kms
         .content_type("application/json")
         .send()
         .await
-        .map_err(|error| anyhow!(error_text(&error)))
+        .aws(s3)
         .with_context(|| format!("writing s3://{bucket}/{key} encrypted under {kms_key_arn}"))?;
     Ok(())
 }
@@ -244,8 +244,9 @@ pub async fn put_new(s3: &Client, bucket: &str, key: &str, body: Vec<u8>, kms_ke
     match sent {
         Ok(_) => Ok(true),
         Err(error) if error.code() == Some("PreconditionFailed") => Ok(false),
-        Err(error) => Err(anyhow!(error_text(&error)))
-            .with_context(|| format!("writing s3://{bucket}/{key} encrypted under {kms_key_arn}")),
+        Err(error) => {
+            Err(error).aws(s3).with_context(|| format!("writing s3://{bucket}/{key} encrypted under {kms_key_arn}"))
+        }
     }
 }
 

@@ -176,7 +176,7 @@ async fn update(aws: &Aws, account: &str, region: &str, stack: &str, body: &str,
         .capabilities(Capability::CapabilityNamedIam)
         .send()
         .await
-        .unwrap_or_else(|error| panic!("updating {stack}: {}", xtask::aws::error_text(&error)));
+        .unwrap_or_else(|error| panic!("updating {stack}: {}", xtask::aws::AwsError::new(error, account, region)));
     let status = cloudformation.describe_stacks().stack_name(stack).send().await.unwrap().stacks()[0]
         .stack_status()
         .map(|status| status.as_str().to_string());
