@@ -14,6 +14,7 @@ use crate::engine::stack::Method;
 use crate::engine::topology::{ImageSource, Inputs};
 use crate::output::Exit;
 use crate::preflight;
+use crate::topology_lock::{self, LockArgs};
 
 /// Arguments of `cargo xtask deploy`.
 #[derive(clap::Args)]
@@ -41,6 +42,8 @@ pub struct Args {
     /// not exist yet. Its table goes to stderr; --json prints only the deploy's summary.
     #[arg(long, conflicts_with = "dry_run")]
     pub verify: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
@@ -61,6 +64,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         }
         return Ok(());
     }
+    let lock =
+        topology_lock::acquire(&session.env.aws, &session.config, "deploy", args.lock.wait(), &ctx.printer).await?;
+    topology_lock::hold(lock, &ctx.printer, deploy(ctx, &args, &session)).await
+}
+
+/// The deploy itself, under the topology lock.
+async fn deploy(ctx: &Ctx, args: &Args, session: &session::Session) -> Result<()> {
     let results = executor::execute(session.plan.clone(), session.env.clone(), usize::from(args.concurrency)).await;
     let mut summary = Summary::new(&session.plan, &results);
     summary.site = session.index.local_site.and_then(|step| {

@@ -20,10 +20,11 @@ use crate::config::Target;
 use crate::engine::executor::{Env, StepResult};
 use crate::engine::report::Summary;
 use crate::engine::session::{self, Options};
-use crate::engine::stack::{Action, Stacks};
+use crate::engine::stack::{Action, StackFailed, Stacks};
 use crate::engine::topology::Inputs;
 use crate::engine::{Plan, StepId, StepKind};
 use crate::output::Exit;
+use crate::topology_lock::{self, LockArgs};
 
 /// Arguments of `cargo xtask destroy`.
 #[derive(clap::Args)]
@@ -40,12 +41,22 @@ pub struct Args {
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let inputs = |_: &crate::config::Config| Inputs::stacks_only();
     let session = session::open(ctx, &args.target, inputs, Options { method: None, show_identities: true }).await?;
     let empty = args.force || confirm(ctx, &session.config)?;
+    let lock =
+        topology_lock::acquire(&session.env.aws, &session.config, "destroy", args.lock.wait(), &ctx.printer).await?;
+    topology_lock::hold(lock, &ctx.printer, destroy(ctx, &args, &session, empty)).await
+}
+
+/// The destroy itself, under the topology lock (which goes with the artifact bucket, if that is
+/// emptied and deleted).
+async fn destroy(ctx: &Ctx, args: &Args, session: &session::Session, empty: bool) -> Result<()> {
     let plan = session.plan.clone();
     let env = session.env.clone();
     let stacks: Vec<StepId> = plan.stacks().map(|(id, _, _)| id).collect();
@@ -162,6 +173,10 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
                 }
             }
         }
+        if empty && template.ends_with("artifacts.yaml") {
+            delete_artifact_stack(env, step, &stacks, &stack.name, &progress).await?;
+            return anyhow::Ok((Action::Deleted, "DELETE_COMPLETE".to_string(), None));
+        }
         stacks.delete(&stack.name, &progress).await?;
         anyhow::Ok((Action::Deleted, "DELETE_COMPLETE".to_string(), None))
     }
@@ -206,6 +221,53 @@ async fn scale_to_zero(env: &Env, account: &str, region: &str) -> Result<()> {
         }
         Err(error) => Err(error).aws(&ecs).with_context(|| format!("scaling service {app} to 0 in {account}/{region}")),
     }
+}
+
+/// How often the artifacts stack is deleted again after a late access log refilled its log bucket.
+const LATE_LOG_RETRIES: usize = 3;
+
+/// Deletes the artifacts stack, whose two buckets were just emptied. S3 delivers server access
+/// logs "on a best-effort basis", most "within a few hours of the time that they are recorded"
+/// (https://docs.aws.amazon.com/AmazonS3/latest/userguide/ServerLogs.html#LogDeliveryBestEffort):
+/// the artifact bucket's last requests (our own emptying) can land in the log bucket after it was
+/// emptied, and CloudFormation then fails to delete it (`BucketNotEmpty`, the stack
+/// DELETE_FAILED). So the log bucket is emptied again and the stack deleted again, a few times,
+/// before that is reported.
+async fn delete_artifact_stack(
+    env: &Env,
+    step: &crate::engine::Step,
+    stacks: &Stacks,
+    name: &str,
+    progress: &crate::output::Progress,
+) -> Result<()> {
+    let log_bucket = env.config.log_bucket_name(&step.region);
+    let mut attempt = 0;
+    loop {
+        match stacks.delete(name, progress).await {
+            Ok(_) => return Ok(()),
+            Err(error)
+                if attempt < LATE_LOG_RETRIES
+                    && error
+                        .downcast_ref::<StackFailed>()
+                        .is_some_and(|failed| is_bucket_not_empty(&failed.root_cause)) =>
+            {
+                attempt += 1;
+                progress.update(format!(
+                    "late access logs in {log_bucket}: emptying it again ({attempt}/{LATE_LOG_RETRIES})"
+                ));
+                empty_bucket(env, &step.account, &step.region, &log_bucket).await?;
+                empty_bucket(env, &step.account, &step.region, &env.config.bucket_name(&step.region)).await?;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Whether a failed stack deletion's root cause is a bucket that is not empty: S3's
+/// `BucketNotEmpty` ("The bucket you tried to delete is not empty"), as CloudFormation relays it
+/// in the resource's status reason (a text, not an error code, hence matched here and tested).
+fn is_bucket_not_empty(cause: &str) -> bool {
+    cause.contains("BucketNotEmpty") || cause.contains("bucket you tried to delete is not empty")
 }
 
 async fn empty_repository(env: &Env, account: &str, region: &str) -> Result<()> {
@@ -361,6 +423,15 @@ fn report_left_behind(ctx: &Ctx, config: &crate::config::Config, results: &[Step
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_late_access_log_is_told_from_other_failures() {
+        assert!(is_bucket_not_empty(
+            "LogBucket: The bucket you tried to delete is not empty (Service: S3, Status Code: 409, Request ID: X)"
+        ));
+        assert!(is_bucket_not_empty("Bucket web-logs: BucketNotEmpty"));
+        assert!(!is_bucket_not_empty("ArtifactBucket: Access Denied"));
+    }
     use crate::aws::replay::{Replay, config, replay};
 
     /// ListObjectVersions' answer with one version and one delete marker, in the shape of AWS's

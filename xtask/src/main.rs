@@ -67,6 +67,8 @@ enum Command {
     Verify(verify::Args),
     /// Set up the source repository's branches for the gitflow.
     Gitflow(gitflow::Args),
+    /// Show or break the topology lock that deploy, release and destroy hold while they run.
+    Lock(lock::Args),
     /// Validate deploy.toml and show the topology it resolves to.
     Config(config_check::Args),
 }
@@ -129,6 +131,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Pipeline(args) => pipeline::run(ctx, args).await,
         Command::Verify(args) => verify::run(ctx, args).await,
         Command::Gitflow(args) => gitflow::run(ctx, args).await,
+        Command::Lock(args) => lock::run(ctx, args).await,
         Command::Config(args) => config_check::run(ctx, args).await,
     }
 }

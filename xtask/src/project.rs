@@ -187,7 +187,7 @@ fn check_time(time: &str) -> Result<String> {
     Ok(format_utc(parsed))
 }
 
-fn now_utc() -> String {
+pub fn now_utc() -> String {
     format_utc(time::OffsetDateTime::now_utc())
 }
 

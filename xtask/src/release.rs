@@ -21,7 +21,9 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::Ctx;
+use crate::aws::Aws;
 use crate::bluegreen::{self, Follow, PipelineRun, WorkloadDeployment, site_shift};
+use crate::config::Config;
 use crate::config::Target;
 use crate::docker::Docker;
 use crate::output::{Exit, table};
@@ -29,6 +31,7 @@ use crate::preflight;
 use crate::project;
 use crate::publish::Pushed;
 use crate::release_files::{self, ImageSet, Options, Packaged};
+use crate::topology_lock::{self, LockArgs};
 
 /// Arguments of `cargo xtask release`.
 #[derive(clap::Args, Debug)]
@@ -71,6 +74,8 @@ pub struct Args {
     /// when it cannot run) before changing anything if it fails. Its table goes to stderr.
     #[arg(long)]
     pub verify: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 /// How a release reaches the workloads.
@@ -115,6 +120,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     if args.verify {
         preflight::run(&ctx.printer, &ctx.root, &aws, &config, false).await?;
     }
+    let lock = match args.dry_run {
+        true => None,
+        false => topology_lock::acquire(&aws, &config, "release", args.lock.wait(), &ctx.printer).await?,
+    };
+    topology_lock::hold(lock, &ctx.printer, release(ctx, &args, via, follow, &config, &aws)).await
+}
+
+/// The release itself, under the topology lock.
+async fn release(ctx: &Ctx, args: &Args, via: Via, follow: Follow, config: &Config, aws: &Aws) -> Result<()> {
     let mut outcome =
         Outcome { via, pushes: Vec::new(), package: None, pipeline: None, deployments: Vec::new(), site: None };
 
@@ -125,15 +139,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 format!("pipeline {} in {}/{}", config.app, config.tools.account, config.tools.region),
             );
         } else {
-            let run = bluegreen::start_pipeline(&aws, &config, follow, &ctx.printer).await?;
+            let run = bluegreen::start_pipeline(aws, config, follow, &ctx.printer).await?;
             let ok = run.ok;
             if let Some(detail) = &run.detail {
                 ctx.printer.note(detail);
             }
             outcome.pipeline = Some(run);
-            return finish(ctx, &args, &outcome, ok);
+            return finish(ctx, args, &outcome, ok);
         }
-        return finish(ctx, &args, &outcome, true);
+        return finish(ctx, args, &outcome, true);
     }
 
     // Direct and site: this checkout's image, pushed everywhere, packaged into every regional
@@ -147,13 +161,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 Some(version) => version.clone(),
                 None => project::revision(&ctx.root)?.tag(),
             };
-            (ImageSet::in_ecr(&config, &version, digest)?, None)
+            (ImageSet::in_ecr(config, &version, digest)?, None)
         }
         (None, true) => bail!(
             "a dry run pushes nothing, so it needs the image: pass --image-digest sha256:... (or run without --dry-run)"
         ),
         (None, false) => {
-            let published = release_files::publish_image(ctx, &aws, &config).await?;
+            let published = release_files::publish_image(ctx, aws, config).await?;
             outcome.pushes = published.pushes;
             (published.images, Some(published.built))
         }
@@ -161,9 +175,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let out_dir = args.out.clone().unwrap_or_else(release_files::default_out_dir);
     // A dry run leaves the artifact folder alone (`verify-release` reads what was uploaded).
     let options = Options { out_dir: (!args.dry_run).then_some(out_dir), dry_run: args.dry_run };
-    let packaged = release_files::package(&ctx.root, &aws, &config, &images, &options, &ctx.printer).await?;
+    let packaged = release_files::package(&ctx.root, aws, config, &images, &options, &ctx.printer).await?;
     if !args.dry_run {
-        let checks = release_files::verify(&aws, &config, &packaged.manifest).await?;
+        let checks = release_files::verify(aws, config, &packaged.manifest).await?;
         let failed: Vec<String> = checks
             .iter()
             .filter(|check| !check.ok())
@@ -182,7 +196,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
 
     let ok = match via {
         Via::Direct => {
-            let rows = bluegreen::deploy_waves(&aws, &config, &manifest, follow, args.dry_run, &ctx.printer).await?;
+            let rows = bluegreen::deploy_waves(aws, config, &manifest, follow, args.dry_run, &ctx.printer).await?;
             print_deployments(ctx, &rows);
             let ok = rows.iter().all(|row| row.ok);
             if let Some(failed) = rows.iter().find(|row| !row.ok) {
@@ -198,7 +212,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         Via::Site => {
             let Some(built) = built else {
                 ctx.printer.status("Would shift", format!("the local site of {} to {}", config.app, manifest.version));
-                return finish(ctx, &args, &outcome, true);
+                return finish(ctx, args, &outcome, true);
             };
             let docker = Docker::connect().await?;
             let spec = site_shift::ShiftSpec {
@@ -213,7 +227,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         }
         Via::Pipeline => unreachable!("handled above"),
     };
-    finish(ctx, &args, &outcome, ok)
+    finish(ctx, args, &outcome, ok)
 }
 
 fn finish(ctx: &Ctx, args: &Args, outcome: &Outcome, ok: bool) -> Result<()> {

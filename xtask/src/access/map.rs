@@ -108,6 +108,9 @@ mod doc {
     pub const S3_LOG_DELIVERY: &str =
         "https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html";
     pub const S3_KMS: &str = "https://docs.aws.amazon.com/kms/latest/developerguide/services-s3.html";
+    pub const S3_CONDITIONAL_DELETE: &str =
+        "https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-deletes.html";
+    pub const S3_HEAD_BUCKET: &str = "https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html";
     pub const ECR_PUSH: &str = "https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-push-iam.html";
     pub const ECR_AUTH: &str = "https://docs.aws.amazon.com/AmazonECR/latest/userguide/registry_auth.html";
     pub const CODECOMMIT_API: &str =
@@ -284,6 +287,15 @@ pub fn entries(config: &Config, policies: &Policies) -> Result<Vec<Entry>> {
             operator.call("kms:DescribeKey", &region_key, tools, &[("kms:CallerAccount", tools)], doc::KMS_DESCRIBE);
         }
         operator.put_encrypted(&bucket_object(tools_region, "gitflow/*"), &tools_key, tools_region, doc::S3_KMS);
+        // The topology lock (`topology_lock.rs`) of deploy, release and destroy: the bucket looked
+        // up (HeadBucket needs s3:ListBucket), the lock put, read and deleted on its ETag (a
+        // conditional delete with an ETag needs s3:GetObject too, says AWS's page).
+        let lock = bucket_object(tools_region, crate::topology_lock::LOCK_KEY);
+        operator.put_encrypted(&lock, &tools_key, tools_region, doc::S3_KMS);
+        operator.get_encrypted(&lock, &tools_key, tools_region, doc::S3_KMS);
+        operator.call("s3:DeleteObject", &lock, tools, &[], doc::S3_CONDITIONAL_DELETE);
+        let tools_bucket = format!("arn:aws:s3:::{}", config.bucket_name(tools_region));
+        operator.call("s3:ListBucket", &tools_bucket, tools, &[], doc::S3_HEAD_BUCKET);
         operator.get_encrypted(&bucket_object(tools_region, "gitflow/*"), &tools_key, tools_region, doc::S3_KMS);
         // CloudFormation creating the gitflow function with `KmsKeyArn`, as the operator: Lambda
         // makes a grant on the key and encrypts the environment with it.

@@ -197,7 +197,8 @@ async fn check_replica(step: &Step, env: &Env, key_arn: &str) -> Result<ActionOu
     }
 }
 
-/// Waits until the service runs as many tasks as it wants, with no deployment in flight.
+/// Waits until the service runs as many tasks as it wants, with no deployment in flight (see
+/// [`settled`]).
 async fn wait_service(
     step: &Step,
     env: &Env,
@@ -230,18 +231,78 @@ async fn wait_service(
             );
             return Ok((format!("{desired} DESIRED"), outputs, Some(note)));
         }
-        if running == desired {
-            let outputs = BTreeMap::from([("RunningCount".to_string(), running.to_string())]);
-            return Ok((format!("{running}/{desired} RUNNING"), outputs, None));
-        }
+        let waiting = match settled(found) {
+            Settled::Done => {
+                let outputs = BTreeMap::from([("RunningCount".to_string(), running.to_string())]);
+                return Ok((format!("{running}/{desired} RUNNING"), outputs, None));
+            }
+            Settled::Failed(why) => bail!(
+                "the deployment of service {service} failed: {why}; its events: `aws ecs describe-services --cluster {cluster} --services {service}`"
+            ),
+            Settled::Waiting(why) => why,
+        };
         if Instant::now() > deadline {
             bail!(
-                "service {service} runs {running} of {desired} tasks after {} s; its events: `aws ecs describe-services --cluster {cluster} --services {service}`",
+                "service {service} is not settled after {} s ({waiting}); its events: `aws ecs describe-services --cluster {cluster} --services {service}`",
                 env.timeout.as_secs()
             );
         }
-        progress.update(format!("{running}/{desired} tasks running"));
+        progress.update(waiting);
         tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Where a service's rollout stands.
+#[derive(Debug, PartialEq, Eq)]
+enum Settled {
+    Done,
+    Waiting(String),
+    Failed(String),
+}
+
+/// Whether `service` runs its desired count with no deployment in flight, by its controller:
+/// - `CODE_DEPLOY`: one task set, the `PRIMARY`, in `STEADY_STATE`; a second task set is a
+///   CodeDeploy deployment in flight (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_TaskSet.html,
+///   `status`, `stabilityStatus`);
+/// - `ECS`: one deployment, its `rolloutState` `COMPLETED` (`FAILED` is final, with its reason;
+///   https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Deployment.html);
+/// - and in both, as many running tasks as desired.
+fn settled(service: &aws_sdk_ecs::types::Service) -> Settled {
+    use aws_sdk_ecs::types::{DeploymentControllerType, DeploymentRolloutState, StabilityStatus};
+    let (desired, running) = (service.desired_count(), service.running_count());
+    let controller = service.deployment_controller().map(|controller| controller.r#type().clone());
+    if controller == Some(DeploymentControllerType::CodeDeploy) {
+        let sets = service.task_sets();
+        if sets.len() > 1 {
+            let states: Vec<String> =
+                sets.iter().map(|set| format!("{} {}", set.status().unwrap_or("?"), set.running_count())).collect();
+            return Settled::Waiting(format!("a CodeDeploy deployment in flight: task sets {}", states.join(", ")));
+        }
+        if let Some(primary) = sets.first()
+            && primary.stability_status() != Some(&StabilityStatus::SteadyState)
+        {
+            return Settled::Waiting(format!("task set {} stabilizing", primary.id().unwrap_or("?")));
+        }
+    } else {
+        let deployments = service.deployments();
+        if deployments.len() > 1 {
+            return Settled::Waiting(format!("{} deployments in flight", deployments.len()));
+        }
+        if let Some(deployment) = deployments.first() {
+            match deployment.rollout_state() {
+                Some(DeploymentRolloutState::Failed) => {
+                    return Settled::Failed(deployment.rollout_state_reason().unwrap_or("no reason given").to_string());
+                }
+                Some(DeploymentRolloutState::InProgress) => {
+                    return Settled::Waiting(format!("deployment {} in progress", deployment.id().unwrap_or("?")));
+                }
+                _ => {}
+            }
+        }
+    }
+    match running == desired {
+        true => Settled::Done,
+        false => Settled::Waiting(format!("{running}/{desired} tasks running")),
     }
 }
 
@@ -456,6 +517,68 @@ mod tests {
     use std::net::TcpListener;
 
     use super::*;
+
+    /// DescribeServices' `Service` as the SDK's own types build it, in the shapes AWS documents
+    /// for each controller (API_Service, API_TaskSet, API_Deployment).
+    #[test]
+    fn a_service_is_settled_only_with_no_deployment_in_flight() {
+        use aws_sdk_ecs::types::{
+            Deployment, DeploymentController, DeploymentControllerType, DeploymentRolloutState, Service,
+            StabilityStatus, TaskSet,
+        };
+        let set = |status: &str, stability: StabilityStatus| {
+            TaskSet::builder().id(format!("ecs-svc/{status}")).status(status).stability_status(stability).build()
+        };
+        let code_deploy = |running: i32, sets: Vec<TaskSet>| {
+            Service::builder()
+                .desired_count(2)
+                .running_count(running)
+                .deployment_controller(
+                    DeploymentController::builder().r#type(DeploymentControllerType::CodeDeploy).build().unwrap(),
+                )
+                .set_task_sets(Some(sets))
+                .build()
+        };
+        let rolling = |running: i32, states: &[DeploymentRolloutState]| {
+            let deployments = states
+                .iter()
+                .map(|state| {
+                    Deployment::builder()
+                        .id("ecs-svc/1")
+                        .rollout_state(state.clone())
+                        .rollout_state_reason("tasks failed to start")
+                        .build()
+                })
+                .collect();
+            Service::builder().desired_count(2).running_count(running).set_deployments(Some(deployments)).build()
+        };
+        let check = |service: Service, expect: &str| {
+            let found = match settled(&service) {
+                Settled::Done => "done".to_string(),
+                Settled::Waiting(why) => format!("waiting: {why}"),
+                Settled::Failed(why) => format!("failed: {why}"),
+            };
+            assert!(found.starts_with(expect), "{found} (expected {expect})");
+        };
+        check(code_deploy(2, vec![set("PRIMARY", StabilityStatus::SteadyState)]), "done");
+        check(code_deploy(2, vec![set("PRIMARY", StabilityStatus::Stabilizing)]), "waiting: task set ecs-svc/PRIMARY");
+        check(
+            code_deploy(
+                2,
+                vec![set("PRIMARY", StabilityStatus::SteadyState), set("ACTIVE", StabilityStatus::Stabilizing)],
+            ),
+            "waiting: a CodeDeploy deployment in flight",
+        );
+        check(code_deploy(1, vec![set("PRIMARY", StabilityStatus::SteadyState)]), "waiting: 1/2 tasks running");
+        check(rolling(2, &[DeploymentRolloutState::Completed]), "done");
+        check(rolling(2, &[DeploymentRolloutState::InProgress]), "waiting: deployment");
+        check(
+            rolling(2, &[DeploymentRolloutState::Completed, DeploymentRolloutState::InProgress]),
+            "waiting: 2 deployments",
+        );
+        check(rolling(0, &[DeploymentRolloutState::Failed]), "failed: tasks failed to start");
+        check(rolling(1, &[]), "waiting: 1/2");
+    }
 
     /// Short enough for a test, long enough for several attempts.
     const QUICK: Patience = Patience {

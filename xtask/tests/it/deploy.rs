@@ -100,6 +100,7 @@ async fn the_default_topology_deploys_whole_and_converges() {
 
     let first = run(&scratch, &config, &["deploy", "--image", IMAGE, "--json"]);
     assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stderr(&first).contains("no topology lock: the artifact bucket"), "{}", stderr(&first));
     let created = actions(&summary(&first));
     assert_eq!(created.len(), 25, "{created:?}");
     for (name, account, region, action) in &created {
@@ -142,6 +143,8 @@ async fn the_default_topology_deploys_whole_and_converges() {
     let plan = run(&scratch, &config, &["plan"]);
     assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
     assert!(stderr(&plan).contains("0 of 25 stacks would change"), "{}", stderr(&plan));
+
+    two_operators_take_turns(&scratch, &config, &aws).await;
 
     // One setting changed: the stacks that take it change, nothing else; plan says so first.
     let scaled = write_config(&scratch, moto.port, |text| format!("{text}\n[service]\ndesired_count = 3\n"));
@@ -191,6 +194,50 @@ async fn the_default_topology_deploys_whole_and_converges() {
     let ecr = aws.ecr("333333333333", "eu-central-1").await.unwrap();
     let repositories = ecr.describe_repositories().send().await.unwrap();
     assert!(repositories.repositories().is_empty(), "{:?}", repositories.repositories());
+}
+
+/// The topology lock, once the first deploy made its bucket: another operator's lock refuses a
+/// deploy (at once, or after `--lock-wait`), `lock status` names the holder, only `lock break`
+/// removes it, and a deploy takes the lock and gives it back.
+async fn two_operators_take_turns(scratch: &Scratch, config: &Path, aws: &Aws) {
+    let free = run(scratch, config, &["lock", "status", "--json"]);
+    assert!(free.status.success(), "{}", stderr(&free));
+    assert_eq!(summary(&free), serde_json::Value::Null, "{}", stderr(&free));
+
+    // Another operator, in this process: the same code path, a different pid.
+    let printer = xtask::output::Printer::new(xtask::output::Verbosity::Quiet);
+    let loaded = Config::load(config).unwrap();
+    let other = xtask::topology_lock::acquire(aws, &loaded, "release", std::time::Duration::ZERO, &printer)
+        .await
+        .unwrap()
+        .expect("the artifact bucket exists, so the lock can be taken");
+    let refused = run(scratch, config, &["deploy", "--image", IMAGE]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let text = stderr(&refused);
+    assert!(text.contains("the topology is locked by arn:aws:sts::111111111111:assumed-role/"), "{text}");
+    assert!(text.contains(&format!("(release on {}, pid {})", other.holder.host, std::process::id())), "{text}");
+    assert!(text.contains("cargo xtask lock break"), "{text}");
+    assert!(!text.contains("Deploying"), "nothing may start under another's lock:\n{text}");
+    let waited = run(scratch, config, &["deploy", "--image", IMAGE, "--lock-wait", "1"]);
+    assert_eq!(waited.status.code(), Some(1), "{}", stderr(&waited));
+    assert!(stderr(&waited).contains("Waiting for the topology lock, held by"), "{}", stderr(&waited));
+    assert!(stderr(&waited).contains("(waited 1 s)"), "{}", stderr(&waited));
+    let status = run(scratch, config, &["lock", "status", "--json"]);
+    assert_eq!(summary(&status)["command"], "release", "{}", stderr(&status));
+    assert_eq!(summary(&status)["pid"], std::process::id(), "{}", stderr(&status));
+
+    let broke = run(scratch, config, &["lock", "break"]);
+    assert!(broke.status.success(), "{}", stderr(&broke));
+    assert!(stderr(&broke).contains("Broke the lock held by"), "{}", stderr(&broke));
+    // The first holder's release leaves the lock alone: it is no longer its lock.
+    other.release(&printer).await.unwrap();
+
+    let locked = run(scratch, config, &["deploy", "--image", IMAGE]);
+    assert!(locked.status.success(), "{}", stderr(&locked));
+    assert!(stderr(&locked).contains("Locked the topology"), "{}", stderr(&locked));
+    assert!(stderr(&locked).contains("Unlocked the topology"), "{}", stderr(&locked));
+    let free = run(scratch, config, &["lock", "status", "--json"]);
+    assert_eq!(summary(&free), serde_json::Value::Null, "{}", stderr(&free));
 }
 
 /// A stack that fails in one workload: every other stack completes, the failure's root cause is
