@@ -27,6 +27,7 @@ use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
 
 use crate::Ctx;
+use crate::cli::{self, Digest};
 use crate::config::Target;
 use crate::output::Verbosity;
 use crate::release_files::{self, MANIFEST_FILE};
@@ -54,13 +55,13 @@ pub struct BuildArgs {
     /// Package this image, already pushed to every workload's ECR repository, instead of building
     /// and pushing this checkout's.
     #[arg(long, value_name = "DIGEST")]
-    pub image_digest: Option<String>,
+    pub image_digest: Option<Digest>,
     /// The folder the pipeline's build action exports (buildspec.yaml's base-directory).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = cli::out_dir)]
     pub out: Option<PathBuf>,
     /// Skip the lint, e.g. when the same commit was just validated; also set by
     /// `GBG_CI_SKIP_CHECK=1` in the build's environment (`cargo xtask pipeline run --skip-check`).
-    #[arg(long, env = "GBG_CI_SKIP_CHECK", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "GBG_CI_SKIP_CHECK", value_parser = cli::boolish)]
     pub skip_check: bool,
 }
 
@@ -95,7 +96,7 @@ fn build(ctx: &Ctx, args: BuildArgs) -> Result<()> {
     // The build acts as CodeBuild's service role: the tools account only (`aws.rs`, `Principal`).
     let mut package = vec!["package".to_string(), "--as-build".into(), "--out".into(), out.display().to_string()];
     if let Some(digest) = &args.image_digest {
-        package.extend(["--image-digest".to_string(), digest.clone()]);
+        package.extend(["--image-digest".to_string(), digest.to_string()]);
     }
     package.extend(target.clone());
     step(ctx, "package", &package)?;

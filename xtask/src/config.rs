@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::output::Printer;
 
 pub use check::{APP_MAX, WORKLOAD_NAME_MAX};
-pub use rules::REGIONS;
+pub use rules::{REGIONS, suggest};
 
 /// `--config` and `--local`, shared by every command that reads the topology or talks to AWS.
 #[derive(clap::Args, Clone, Debug)]
@@ -34,7 +34,7 @@ pub struct Target {
     pub config: PathBuf,
     /// Run against the local stack (AWS emulator and Docker registries on 127.0.0.1) instead of AWS;
     /// also set by GBG_LOCAL=1 (how the pipeline rehearsal's build reaches the local stack).
-    #[arg(long, env = "GBG_LOCAL", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "GBG_LOCAL", value_parser = crate::cli::boolish)]
     pub local: bool,
 }
 
@@ -233,16 +233,17 @@ impl Config {
             Ok(text) => text,
             Err(error) => {
                 let help = if error.kind() == std::io::ErrorKind::NotFound {
-                    "run from the project root (its deploy.toml is the default), or pass --config PATH"
+                    "run from the project root (its deploy.toml is the default), or pass --config PATH".to_string()
+                } else if path.is_dir() {
+                    format!(
+                        "it is a folder: name the topology file, e.g. --config {}",
+                        path.join("deploy.toml").display()
+                    )
                 } else {
-                    "check that the file is readable UTF-8 text"
+                    "check that the file is readable UTF-8 text".to_string()
                 };
-                let problem = Problem {
-                    position: None,
-                    field: "file".into(),
-                    message: format!("cannot read it: {error}"),
-                    help: help.into(),
-                };
+                let problem =
+                    Problem { position: None, field: "file".into(), message: format!("cannot read it: {error}"), help };
                 return Err(Invalid { path: path.to_path_buf(), problems: vec![problem] }.into());
             }
         };

@@ -5,6 +5,7 @@
 use anyhow::Result;
 
 use crate::Ctx;
+use crate::cli::ImageReference;
 use crate::config::Target;
 use crate::engine::executor;
 use crate::engine::preview;
@@ -25,12 +26,12 @@ pub struct Args {
     /// default locally, where the emulator drops the outputs of executed change sets).
     #[arg(long, value_enum)]
     pub method: Option<Method>,
-    /// How many steps run at once.
+    /// How many steps run at once (1 to 64).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
     /// Deploy this image (`<registry>/<repository>@sha256:<digest>`) as the services' first image.
     #[arg(long, value_name = "REFERENCE")]
-    pub image: Option<String>,
+    pub image: Option<ImageReference>,
     /// Show what would change, per stack, without changing anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -49,7 +50,7 @@ pub struct Args {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let inputs = |_: &crate::config::Config| Inputs {
         image: match &args.image {
-            Some(reference) => ImageSource::Given(reference.clone()),
+            Some(reference) => ImageSource::Given(reference.to_string()),
             None => ImageSource::Build,
         },
         local: args.target.local,

@@ -35,7 +35,7 @@ pub struct Args {
     /// asking; without it, a terminal asks and anything else keeps them.
     #[arg(long)]
     pub force: bool,
-    /// How many stacks are deleted at once.
+    /// How many stacks are deleted at once (1 to 64).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
     /// Print a machine-readable summary on stdout.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::Ctx;
+use crate::cli;
 use crate::site_image::{Options, build, human_bytes};
 
 /// Arguments of `cargo xtask image`.
@@ -15,8 +16,9 @@ pub struct Args {
     /// The topology file (its `app` names the image).
     #[arg(long, default_value = "deploy.toml", value_name = "PATH")]
     pub config: PathBuf,
-    /// Build with this Dockerfile instead of the project's.
-    #[arg(long, value_name = "PATH")]
+    /// Build with this Dockerfile instead of the project's (absolute, or relative to the project
+    /// root).
+    #[arg(long, value_name = "PATH", value_parser = cli::project_path(true, "name an existing Dockerfile"))]
     pub dockerfile: Option<PathBuf>,
     /// Print the result as JSON on stdout.
     #[arg(long)]

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod bench;
 pub mod bluegreen;
 pub mod ci;
+pub mod cli;
 pub mod config;
 pub mod config_check;
 pub mod deploy;

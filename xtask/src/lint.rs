@@ -30,8 +30,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::Ctx;
+use crate::cli;
 use crate::config::Config;
-use crate::output::Exit;
+use crate::output::{Exit, Usage};
 use crate::project;
 use crate::template::{self, Template};
 use crate::tools;
@@ -42,10 +43,10 @@ use crate::venv::Venv;
 pub struct Args {
     /// Templates or folders to lint, absolute or relative to the project root; exactly these are
     /// linted [default: every template under cfn/ and the pipeline expanded for --config].
-    #[arg(value_name = "PATH")]
+    #[arg(value_name = "PATH", value_parser = cli::project_path(false, "name a template or a folder of templates"))]
     pub paths: Vec<PathBuf>,
     /// The topology the pipeline template is expanded for (with the default templates only).
-    #[arg(long, default_value = "deploy.toml", value_name = "PATH")]
+    #[arg(long, default_value = "deploy.toml", value_name = "PATH", conflicts_with = "paths")]
     pub config: PathBuf,
     /// Run only this linter; repeat for several [default: all].
     #[arg(long, value_enum, value_name = "LINTER")]
@@ -170,6 +171,15 @@ pub fn lint(ctx: &Ctx, args: &Args) -> Result<Report> {
         }
         files
     };
+    if files.is_empty() && !default_set {
+        let named: Vec<String> = args.paths.iter().map(|path| path.display().to_string()).collect();
+        return Err(Usage::new(
+            named.join(" "),
+            "no template there (looked for *.yaml, *.yml, *.json, *.template)",
+            "name a template or a folder holding one",
+        )
+        .into());
+    }
     if files.is_empty() {
         bail!("no template to lint (looked for *.yaml, *.yml, *.json, *.template)");
     }

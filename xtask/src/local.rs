@@ -18,6 +18,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::Ctx;
+use crate::cli::ImageTag;
 use crate::config::Config;
 use crate::docker::Docker;
 use crate::output::table;
@@ -57,7 +58,7 @@ pub struct RunArgs {
     pub port: Option<u16>,
     /// Run this image tag instead of the checkout's (it must exist; nothing is built).
     #[arg(long)]
-    pub tag: Option<String>,
+    pub tag: Option<ImageTag>,
     /// Which of two side-by-side versions this is.
     #[arg(long, value_enum, default_value_t = Colour::Blue)]
     pub colour: Colour,
@@ -113,7 +114,7 @@ async fn run_site(ctx: &Ctx, args: RunArgs) -> Result<()> {
     let docker = Docker::connect().await?;
     let explicit_tag = args.tag.is_some();
     let tag = match args.tag {
-        Some(tag) => tag,
+        Some(tag) => tag.to_string(),
         None => project::revision(&ctx.root)?.tag(),
     };
     let reference = format!("{}:{tag}", config.app);

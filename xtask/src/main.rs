@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use xtask::output::{Exit, Printer, Verbosity};
+use xtask::output::{Exit, Printer, Usage, Verbosity};
 use xtask::*;
 
 /// Build, lint, deploy and release Global Blue/Green.
@@ -97,6 +97,14 @@ fn main() -> ExitCode {
                 invalid.report(&ctx.printer);
             }
             ExitCode::from(config::Invalid::EXIT_CODE)
+        }
+        // A bad command line that clap could not judge alone (it needed the config, or several
+        // flags at once): one line, then exit 2 like clap's own errors.
+        Err(error) if error.is::<Usage>() => {
+            if let Some(usage) = error.downcast_ref::<Usage>() {
+                ctx.printer.error(usage);
+            }
+            ExitCode::from(Usage::EXIT_CODE)
         }
         Err(error) => match error.downcast_ref::<Exit>() {
             Some(Exit(code)) => ExitCode::from(*code),

@@ -33,6 +33,31 @@ pub enum Verbosity {
 #[error("exit code {0}")]
 pub struct Exit(pub u8);
 
+/// A command line that cannot run as given: a name the config does not have, flags that
+/// contradict each other, a flag the chosen mode ignores. It is returned before any AWS call or
+/// other change; `main` prints it as one `error:` line and exits with [`Usage::EXIT_CODE`], as
+/// clap does for the values it refuses itself (`cli.rs`). The line reads
+/// `{input}: {problem}; {fix}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{input}: {problem}; {fix}")]
+pub struct Usage {
+    /// The argument as given, e.g. ``workload `eu-wset` `` or `--via site`.
+    pub input: String,
+    /// What is wrong with it.
+    pub problem: String,
+    /// What to type instead.
+    pub fix: String,
+}
+
+impl Usage {
+    /// Bad input: the exit code of clap's own errors and of an invalid config.
+    pub const EXIT_CODE: u8 = 2;
+
+    pub fn new(input: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Usage {
+        Usage { input: input.into(), problem: problem.into(), fix: fix.into() }
+    }
+}
+
 /// The one printer of the process. Cheap to clone; clones share the live progress area.
 #[derive(Clone)]
 pub struct Printer {

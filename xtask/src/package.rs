@@ -10,11 +10,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::Ctx;
 use crate::aws::Principal;
+use crate::cli::{self, Digest, ImageTag};
 use crate::config::Target;
+use crate::output::Usage;
 use crate::project;
 use crate::release_files::{self, ImageSet, Options};
 
@@ -26,12 +28,12 @@ pub struct Args {
     /// Package this image, already pushed to every workload's ECR repository (`sha256:...`, as
     /// `cargo xtask push` prints it), instead of building and pushing this checkout's image.
     #[arg(long, value_name = "DIGEST")]
-    pub image_digest: Option<String>,
+    pub image_digest: Option<Digest>,
     /// With --image-digest: the image's version (its tag); default: the checkout's revision.
     #[arg(long, value_name = "TAG", requires = "image_digest")]
-    pub image_version: Option<String>,
+    pub image_version: Option<ImageTag>,
     /// The folder the pipeline's build action exports (`<workload>/taskdef.json`, ...).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = cli::out_dir)]
     pub out: Option<PathBuf>,
     /// Render, zip and compare with the buckets; upload nothing.
     #[arg(long)]
@@ -47,19 +49,24 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    if args.dry_run && args.image_digest.is_none() {
+        return Err(Usage::new(
+            "--dry-run",
+            "a dry run pushes nothing, so it needs the image",
+            "pass --image-digest sha256:... (or run without --dry-run)",
+        )
+        .into());
+    }
     let principal = if args.as_build { Principal::Build } else { Principal::Operator };
     let (config, aws) = release_files::connect_as(ctx, &args.target, principal).await?;
     let images = match &args.image_digest {
         Some(digest) => {
             let version = match args.image_version {
-                Some(version) => version,
+                Some(version) => version.to_string(),
                 None => project::revision(&ctx.root)?.tag(),
             };
-            ImageSet::in_ecr(&config, &version, digest)?
+            ImageSet::in_ecr(&config, &version, digest.as_str())?
         }
-        None if args.dry_run => bail!(
-            "a dry run pushes nothing, so it needs the image: pass --image-digest sha256:... (or run without --dry-run)"
-        ),
         None => release_files::checkout_image(ctx, &aws, &config).await?,
     };
     // A dry run leaves the artifact folder alone: what it holds was uploaded, and `verify-release`

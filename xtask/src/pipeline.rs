@@ -54,9 +54,10 @@ use crate::aws::error::one_line;
 use crate::aws::record::{self, CALL_LOG_VAR};
 use crate::aws::{Aws, AwsResultExt};
 use crate::bluegreen;
+use crate::cli;
 use crate::config::{Config, Target};
 use crate::engine::deployed::Deployed;
-use crate::output::{Exit, table};
+use crate::output::{Exit, Usage, table};
 use crate::project::{CODEBUILD_COMMIT_VAR, SOURCE_TIME_VAR};
 use crate::release_files::manifest::{Manifest, get_object};
 use crate::release_files::{self, IMAGE_DETAIL_FILE, MANIFEST_FILE, taskdef::TaskDefinition};
@@ -84,7 +85,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub target: Target,
     /// The commit, branch or tag of this repository to release; default: the pipeline's branch.
-    #[arg(long = "ref", value_name = "REF")]
+    #[arg(long = "ref", value_name = "REF", value_parser = cli::git_ref)]
     pub git_ref: Option<String>,
     /// Skip the lint of `ci build` (sets GBG_CI_SKIP_CHECK=1 in the build's
     /// environment); the rehearsal says it did.
@@ -200,13 +201,27 @@ struct Rehearsal<'a> {
 
 async fn rehearse(ctx: &Ctx, args: RunArgs) -> Result<()> {
     if !args.target.local {
-        bail!(
-            "`pipeline run` rehearses the pipeline against the local stack: pass --local (after `cargo xtask deploy --local`). \
-             On AWS the pipeline itself runs: `cargo xtask release --via pipeline`"
-        );
+        return Err(Usage::new(
+            "pipeline run",
+            "it rehearses the pipeline against the local stack",
+            "pass --local (after `cargo xtask deploy --local`); on AWS the pipeline itself runs: \
+             `cargo xtask release --via pipeline`",
+        )
+        .into());
     }
     let started = Instant::now();
     let config = args.target.load(&ctx.root)?;
+    // A --ref this repository does not have is refused before the emulator is started.
+    if let Some(reference) = &args.git_ref
+        && commit_of(&ctx.root, reference)?.is_none()
+    {
+        return Err(Usage::new(
+            format!("--ref {reference}"),
+            format!("no commit, branch or tag of this repository ({}) has that name", ctx.root.display()),
+            "name one `git rev-parse` knows (or drop --ref for the pipeline's branch)",
+        )
+        .into());
+    }
     let aws = crate::engine::session::connect(ctx, &config, true, false).await?;
     let pipeline = definition::pipeline(&ctx.root, &aws, &config).await?;
     let tools_config = aws.sdk_config(&config.tools.account, &config.tools.region).await?;
@@ -350,16 +365,14 @@ impl Rehearsal<'_> {
         }
         let branch = action.setting("BranchName")?;
         let reference = self.args.git_ref.clone().unwrap_or_else(|| branch.clone());
+        let Some(commit) = commit_of(&self.ctx.root, &reference)? else {
+            bail!(
+                "`{reference}` is no commit, branch or tag of this repository ({}); name one with --ref",
+                self.ctx.root.display()
+            );
+        };
         let sh = Shell::new()?;
         sh.change_dir(&self.ctx.root);
-        let spec = format!("{reference}^{{commit}}");
-        let commit =
-            cmd!(sh, "git rev-parse --verify --quiet {spec}").quiet().ignore_stderr().read().map_err(|_| {
-                anyhow!(
-                    "`{reference}` is no commit, branch or tag of this repository ({}); name one with --ref",
-                    self.ctx.root.display()
-                )
-            })?;
         let archive = cmd!(sh, "git archive --format=zip {commit}")
             .quiet()
             .output()
@@ -913,6 +926,15 @@ fn print_report(ctx: &Ctx, report: &Report) {
 /// Where the rehearsal records the calls its actions make: `target/pipeline/<app>/calls.jsonl`.
 pub fn call_log_path(config: &Config) -> PathBuf {
     crate::project::target_dir().join("pipeline").join(&config.app).join("calls.jsonl")
+}
+
+/// The commit `reference` (a commit, branch or tag) names in the repository at `root`, or `None`
+/// when it names none.
+fn commit_of(root: &Path, reference: &str) -> Result<Option<String>> {
+    let sh = Shell::new()?;
+    sh.change_dir(root);
+    let spec = format!("{reference}^{{commit}}");
+    Ok(cmd!(sh, "git rev-parse --verify --quiet {spec}").quiet().ignore_stderr().read().ok())
 }
 
 /// Names the role of every call the build's process made (it knows its credentials only as the

@@ -23,10 +23,11 @@ use serde::Serialize;
 use crate::Ctx;
 use crate::aws::Aws;
 use crate::bluegreen::{self, Follow, PipelineRun, WorkloadDeployment, site_shift};
+use crate::cli::{self, Digest, ImageTag};
 use crate::config::Config;
 use crate::config::Target;
 use crate::docker::Docker;
-use crate::output::{Exit, table};
+use crate::output::{Exit, Usage, table};
 use crate::preflight;
 use crate::project;
 use crate::publish::Pushed;
@@ -48,21 +49,28 @@ pub struct Args {
     /// Release this image, already pushed to every workload's ECR repository (`sha256:...`),
     /// instead of building and pushing this checkout's image.
     #[arg(long, value_name = "DIGEST")]
-    pub image_digest: Option<String>,
+    pub image_digest: Option<Digest>,
     /// With --image-digest: the image's version (its tag); default: the checkout's revision.
     #[arg(long, value_name = "TAG", requires = "image_digest")]
-    pub image_version: Option<String>,
+    pub image_version: Option<ImageTag>,
     /// The folder for the pipeline-style artifacts and the manifest.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = cli::out_dir)]
     pub out: Option<PathBuf>,
     /// With --via site: the published port (default: the config's `site_port` under [local]).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// Start the deployments (or the pipeline) and report; do not wait for them to end.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     pub no_wait: bool,
-    /// Longest wait for one deployment or pipeline execution, in minutes.
-    #[arg(long, default_value_t = 60, value_name = "MINUTES", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Longest wait for one deployment or pipeline execution, in minutes (1 to 7200: CodePipeline
+    /// gives up on a CodeDeploy action after 5 days).
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "MINUTES",
+        value_parser = clap::value_parser!(u64).range(1..=cli::TIMEOUT_MINUTES_MAX),
+        conflicts_with = "no_wait"
+    )]
     pub timeout: u64,
     /// Say what would be released where; change nothing.
     #[arg(long)]
@@ -85,6 +93,17 @@ pub enum Via {
     Pipeline,
     Direct,
     Site,
+}
+
+impl Via {
+    /// As `--via` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Pipeline => "pipeline",
+            Via::Direct => "direct",
+            Via::Site => "site",
+        }
+    }
 }
 
 /// The machine-readable result.
@@ -111,9 +130,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         (None, false, true) => Via::Site,
         (None, false, false) => Via::Pipeline,
     };
-    if via == Via::Site && !args.target.local {
-        bail!("--via site rehearses on this machine's Docker engine; add --local");
-    }
+    check_flags(&args, via)?;
     let follow = Follow { wait: !args.no_wait, timeout: Duration::from_secs(args.timeout * 60), ..Follow::default() };
     let (config, aws) = release_files::connect(ctx, &args.target).await?;
     // Before anything is pushed, uploaded or started: the verification only reads.
@@ -153,19 +170,15 @@ async fn release(ctx: &Ctx, args: &Args, via: Via, follow: Follow, config: &Conf
     // Direct and site: this checkout's image, pushed everywhere, packaged into every regional
     // bucket and verified.
     let (images, built) = match (&args.image_digest, args.dry_run) {
-        (Some(_), false) if via == Via::Site => bail!(
-            "--via site runs the image built from this checkout, so it takes no --image-digest; drop it (or release that digest with --via direct)"
-        ),
+        (Some(digest), false) if via == Via::Site => return Err(site_takes_no_digest(digest).into()),
         (Some(digest), _) => {
             let version = match &args.image_version {
-                Some(version) => version.clone(),
+                Some(version) => version.to_string(),
                 None => project::revision(&ctx.root)?.tag(),
             };
-            (ImageSet::in_ecr(config, &version, digest)?, None)
+            (ImageSet::in_ecr(config, &version, digest.as_str())?, None)
         }
-        (None, true) => bail!(
-            "a dry run pushes nothing, so it needs the image: pass --image-digest sha256:... (or run without --dry-run)"
-        ),
+        (None, true) => return Err(dry_run_needs_digest().into()),
         (None, false) => {
             let published = release_files::publish_image(ctx, aws, config).await?;
             outcome.pushes = published.pushes;
@@ -228,6 +241,65 @@ async fn release(ctx: &Ctx, args: &Args, via: Via, follow: Follow, config: &Conf
         Via::Pipeline => unreachable!("handled above"),
     };
     finish(ctx, args, &outcome, ok)
+}
+
+/// Flag combinations that mean nothing for the chosen `via`, refused before the config's
+/// accounts are reached: a flag the release would silently ignore is a release the user did not
+/// ask for.
+fn check_flags(args: &Args, via: Via) -> Result<(), Usage> {
+    if via == Via::Site && !args.target.local {
+        return Err(Usage::new(
+            "--via site",
+            "it rehearses on this machine's Docker engine, not on AWS",
+            "add --local (or release to AWS with --via direct or --via pipeline)",
+        ));
+    }
+    if via == Via::Pipeline {
+        if let Some(digest) = &args.image_digest {
+            return Err(Usage::new(
+                format!("--image-digest {digest}"),
+                "the pipeline builds and releases its branch's own image",
+                "release that image with --via direct (or drop --image-digest)",
+            ));
+        }
+        if let Some(out) = &args.out {
+            return Err(Usage::new(
+                format!("--out {}", out.display()),
+                "the pipeline's build writes its own artifacts, in CodeBuild",
+                "drop --out (or release with --via direct)",
+            ));
+        }
+    }
+    if let Some(port) = args.port
+        && via != Via::Site
+    {
+        return Err(Usage::new(
+            format!("--port {port}"),
+            format!("only --via site publishes a port, and this release goes --via {}", via.as_str()),
+            "drop --port (or add --local, whose default is --via site)",
+        ));
+    }
+    match (&args.image_digest, args.dry_run) {
+        (Some(digest), false) if via == Via::Site => Err(site_takes_no_digest(digest)),
+        (None, true) if via != Via::Pipeline => Err(dry_run_needs_digest()),
+        _ => Ok(()),
+    }
+}
+
+fn site_takes_no_digest(digest: &Digest) -> Usage {
+    Usage::new(
+        format!("--image-digest {digest}"),
+        "--via site runs the image built from this checkout",
+        "drop --image-digest (or release that digest with --via direct)",
+    )
+}
+
+fn dry_run_needs_digest() -> Usage {
+    Usage::new(
+        "--dry-run",
+        "a dry run pushes nothing, so it needs the image",
+        "pass --image-digest sha256:... (or run without --dry-run)",
+    )
 }
 
 fn finish(ctx: &Ctx, args: &Args, outcome: &Outcome, ok: bool) -> Result<()> {

@@ -224,11 +224,8 @@ pub async fn push_everywhere(
 
 /// `sha256:` and 64 lowercase hex digits.
 pub fn check_digest(digest: &str) -> Result<()> {
-    let hex = digest.strip_prefix("sha256:").unwrap_or_default();
-    if hex.len() != 64 || !hex.chars().all(|digit| matches!(digit, '0'..='9' | 'a'..='f')) {
-        bail!(
-            "`{digest}` is not an image digest: expected sha256: and 64 lowercase hex digits (what `cargo xtask push` prints)"
-        );
+    if let Err(problem) = digest.parse::<crate::cli::Digest>() {
+        bail!("`{digest}` is not an image digest: {problem}");
     }
     Ok(())
 }

@@ -14,9 +14,10 @@ use serde::Serialize;
 
 use crate::Ctx;
 use crate::bluegreen::{self, Follow, WorkloadDeployment, site_shift};
+use crate::cli;
 use crate::config::Target;
 use crate::docker::Docker;
-use crate::output::Exit;
+use crate::output::{Exit, Usage};
 use crate::release_files::{self, manifest};
 
 /// Arguments of `cargo xtask rollback`.
@@ -30,13 +31,20 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub via: Option<Via>,
     /// With --via site: the published port (default: the config's `site_port` under [local]).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// Start the deployment and report; do not wait for it to end.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     pub no_wait: bool,
-    /// Longest wait for the deployment, in minutes.
-    #[arg(long, default_value_t = 60, value_name = "MINUTES", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Longest wait for the deployment, in minutes (1 to 7200: CodePipeline gives up on a
+    /// CodeDeploy action after 5 days).
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "MINUTES",
+        value_parser = clap::value_parser!(u64).range(1..=cli::TIMEOUT_MINUTES_MAX),
+        conflicts_with = "no_wait"
+    )]
     pub timeout: u64,
     /// Say which release would be redeployed; change nothing.
     #[arg(long)]
@@ -68,13 +76,22 @@ struct Outcome {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let via = args.via.unwrap_or(if args.target.local { Via::Site } else { Via::Direct });
     if via == Via::Site && !args.target.local {
-        bail!("--via site rolls back the local site; add --local");
+        return Err(Usage::new("--via site", "it rolls back the local site", "add --local").into());
     }
-    let (config, aws) = release_files::connect(ctx, &args.target).await?;
-    let Some(workload) = config.workload(&args.workload) else {
-        let names: Vec<&str> = config.workloads.iter().map(|workload| workload.name.as_str()).collect();
-        bail!("{} has no workload `{}`; its workloads are {}", config.path.display(), args.workload, names.join(", "));
-    };
+    if let Some(port) = args.port
+        && via != Via::Site
+    {
+        return Err(Usage::new(
+            format!("--port {port}"),
+            "only --via site publishes a port, and this rollback goes through CodeDeploy",
+            "drop --port (or add --local, whose default is --via site)",
+        )
+        .into());
+    }
+    // The workload is checked against the config before any account is reached.
+    let config = args.target.load(&ctx.root)?;
+    let workload = cli::workload(&config, "workload", &args.workload)?;
+    let aws = crate::engine::session::connect(ctx, &config, args.target.local, false).await?;
     let (mut history, current, previous) = release_files::releases_of(&aws, &config, workload).await?;
     let Some(current) = current else {
         bail!("workload {} has no release yet; `cargo xtask release` makes one", workload.name);

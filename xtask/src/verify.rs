@@ -22,6 +22,7 @@ use crate::Ctx;
 use crate::access::{self, Finding, policies::Policies};
 use crate::aws::error::one_line;
 use crate::aws::record;
+use crate::cli;
 use crate::config::Target;
 use crate::output::Exit;
 use crate::preflight::{self, Report};
@@ -33,7 +34,12 @@ pub struct Args {
     pub target: Target,
     /// With --local: the recorded calls to prove; default: those of the last `cargo xtask
     /// pipeline run --local`.
-    #[arg(long, value_name = "FILE", requires = "local")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "local",
+        value_parser = cli::existing_file("`GBG_CALL_LOG=FILE cargo xtask deploy --local` records one")
+    )]
     pub calls: Option<PathBuf>,
     /// Print every finding and check as JSON on stdout.
     #[arg(long)]

@@ -12,6 +12,7 @@ use anyhow::Result;
 
 use crate::Ctx;
 use crate::aws::Principal;
+use crate::cli::{self, ReleaseId};
 use crate::config::Target;
 use crate::output::{Exit, table};
 use crate::release_files::{self, manifest};
@@ -23,11 +24,16 @@ pub struct Args {
     pub target: Target,
     /// The release manifest to check; default: the one `cargo xtask package` last wrote
     /// (target/release/artifact/release-manifest.json).
-    #[arg(long, value_name = "PATH", conflicts_with = "release")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "release",
+        value_parser = cli::existing_file("`cargo xtask package` writes it (or pass --release ID)")
+    )]
     pub manifest: Option<PathBuf>,
-    /// A release id: its manifest is read from the tools region's artifact bucket.
+    /// A release id (16 hex digits): its manifest is read from the tools region's artifact bucket.
     #[arg(long, value_name = "ID")]
-    pub release: Option<String>,
+    pub release: Option<ReleaseId>,
     /// Print every check as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -44,7 +50,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         (Some(id), _) => {
             let region = &config.tools.region;
             let s3 = aws.s3(&config.tools.account, region).await?;
-            manifest::load_manifest(&s3, &config.bucket_name(region), id).await?
+            manifest::load_manifest(&s3, &config.bucket_name(region), id.as_str()).await?
         }
         (None, Some(path)) => release_files::read_manifest_file(path)?,
         (None, None) => {

@@ -45,14 +45,15 @@ use crate::site_image::{self, LABEL_APP};
 /// Arguments of `cargo xtask bench app`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Seconds of each measured wrk run.
-    #[arg(long, default_value_t = 3)]
+    /// Seconds of each measured wrk run (1 to 600).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=600))]
     pub duration: u32,
-    /// Measured runs per server (alternating between nginx and the app).
-    #[arg(long, default_value_t = 5)]
+    /// Measured runs per server, alternating between nginx and the app (1 to 100).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
-    /// Connections wrk keeps open.
-    #[arg(long, default_value_t = 64)]
+    /// Connections wrk keeps open (1 to 4096: nginx is measured with 4096 connections per worker,
+    /// and more would measure refused connections).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub connections: u32,
     /// The topology file (its `app` names the image).
     #[arg(long, default_value = "deploy.toml", value_name = "PATH")]
@@ -117,9 +118,6 @@ pub struct Round {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    if args.rounds == 0 || args.duration == 0 || args.connections == 0 {
-        bail!("--rounds, --duration and --connections must be at least 1");
-    }
     require_tools()?;
     let cpus = split_cpus(&allowed_cpus()?);
     if cpus.server == cpus.client {

@@ -2,6 +2,7 @@
 //! what they need themselves (the emulator on a free port, local registries) and use the real
 //! Docker engine; a missing prerequisite fails the test with the command that installs it.
 
+mod cli;
 mod config;
 mod deploy;
 mod gitflow;

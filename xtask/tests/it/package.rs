@@ -201,7 +201,7 @@ async fn package_encrypts_each_region_under_its_key_once_and_verify_catches_tamp
     assert!(!topology.out("dry").exists(), "a dry run wrote the artifact folder");
     // A dry run needs the image (it pushes nothing), and a version alone names no image.
     let unpushed = topology.xtask(&["package", "--dry-run"]);
-    assert_eq!(unpushed.code, Some(1), "{}", unpushed.stderr);
+    assert_eq!(unpushed.code, Some(2), "{}", unpushed.stderr);
     assert!(unpushed.stderr.contains("pass --image-digest"), "{}", unpushed.stderr);
     let version_only = topology.xtask(&["package", "--image-version", "v1"]);
     assert_eq!(version_only.code, Some(2), "{}", version_only.stderr);
