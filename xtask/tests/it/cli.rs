@@ -129,6 +129,10 @@ const CASES: &[Case] = &[
     case_env(&["status"], &[("GBG_LOCAL", "maybe")], &["'maybe'", "--local", "expected 1, true, yes or on"]),
     // destroy
     case(&["destroy", "--concurrency", "0"], &["'0'", "--concurrency", "1..=64"]),
+    case(&["destroy", "--lock-wait", "-5"], &["'-5'", "unexpected argument"]),
+    case(&["deploy", "--lock-wait", "86400"], &["'86400'", "--lock-wait", "0..=7200"]),
+    case(&["release", "--lock-wait", "soon"], &["'soon'", "--lock-wait", "invalid digit"]),
+    case(&["lock", "steal"], &["'steal'", "status"]),
     case(&["destroy", "--concurrency", "65"], &["'65'", "1..=64"]),
     // release
     case(&["release", "--direct", "--image-digest", "1234"], &["'1234'", "--image-digest", "starts with `sha256:`"]),
