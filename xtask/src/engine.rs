@@ -11,6 +11,7 @@
 pub mod actions;
 pub mod deployed;
 pub mod executor;
+pub mod gaps;
 pub mod preview;
 pub mod report;
 pub mod session;
@@ -349,6 +350,8 @@ pub struct StackRow {
     pub region: String,
     pub status: String,
     pub action: String,
+    /// The template's resources the emulator did not create (`engine/gaps.rs`); empty on AWS.
+    pub emulator_gaps: Vec<gaps::EmulatorGap>,
 }
 
 #[cfg(test)]

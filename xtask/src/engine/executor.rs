@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use crate::aws::Aws;
 use crate::aws::error::one_line;
 use crate::config::Config;
+use crate::engine::gaps::{self, EmulatorGap};
 use crate::engine::stack::{self, Action, Method, ParamValue, StackFailed, StackRequest, Stacks};
 use crate::engine::{Outputs, Param, Plan, StepId, StepKind, actions};
 use crate::output::Printer;
@@ -47,6 +48,9 @@ pub struct StepResult {
     /// What the step produced (stack outputs, image digests, the local site's URL).
     #[serde(skip)]
     pub outputs: BTreeMap<String, String>,
+    /// A stack's resources the emulator did not create (always empty on AWS).
+    #[serde(skip)]
+    pub emulator_gaps: Vec<EmulatorGap>,
 }
 
 impl StepResult {
@@ -60,7 +64,7 @@ impl StepResult {
         seconds: f64,
     ) -> StepResult {
         let (id, status, outputs) = (plan.steps[step].id.clone(), status.into(), BTreeMap::new());
-        StepResult { step, id, action, status, detail, seconds, outputs }
+        StepResult { step, id, action, status, detail, seconds, outputs, emulator_gaps: Vec::new() }
     }
 
     /// The status and the cause of a failed step: a stack's own status and root-cause event, or
@@ -123,29 +127,38 @@ async fn run_step(plan: &Plan, env: &Env, outputs: &Mutex<Outputs>, id: StepId) 
     let step = &plan.steps[id];
     let clock = Instant::now();
     let place = format!("{} ({}/{})", step.id, step.account, step.region);
-    let (verb, outcome) = match &step.kind {
-        StepKind::Stack(stack) if env.aws.is_local() && stack.emulator_gap.is_some() => {
-            let note = format!("{} not deployed locally: {}", step.id, stack.emulator_gap.unwrap_or_default());
-            let progress = env.printer.progress("Skipping", &place);
-            (progress, Ok((Action::EmulatorGap, "NOT_DEPLOYED".to_string(), BTreeMap::new(), Some(note))))
-        }
-        StepKind::Stack(_) => {
-            let progress = env.printer.progress("Deploying", &place);
-            let outcome = deploy_stack(plan, env, outputs, id, &progress).await;
-            (progress, outcome)
-        }
-        StepKind::Action(action) => {
-            let progress = env.printer.progress("Running", format!("{place}: {}", action.describe()));
-            let snapshot = outputs.lock().expect("outputs").clone();
-            let outcome = actions::run(action, step, plan, env, &snapshot, &progress)
-                .await
-                .map(|(status, values, note)| (Action::Unchanged, status, values, note));
-            (progress, outcome)
-        }
-    };
+    let (verb, outcome) =
+        match &step.kind {
+            StepKind::Stack(stack) if env.aws.is_local() && stack.emulator_gap.is_some() => {
+                let note = format!("{} not deployed locally: {}", step.id, stack.emulator_gap.unwrap_or_default());
+                let progress = env.printer.progress("Skipping", &place);
+                let done = Done {
+                    action: Action::EmulatorGap,
+                    status: "NOT_DEPLOYED".into(),
+                    outputs: BTreeMap::new(),
+                    note: Some(note),
+                    emulator_gaps: Vec::new(),
+                };
+                (progress, Ok(done))
+            }
+            StepKind::Stack(_) => {
+                let progress = env.printer.progress("Deploying", &place);
+                let outcome = deploy_stack(plan, env, outputs, id, &progress).await;
+                (progress, outcome)
+            }
+            StepKind::Action(action) => {
+                let progress = env.printer.progress("Running", format!("{place}: {}", action.describe()));
+                let snapshot = outputs.lock().expect("outputs").clone();
+                let outcome =
+                    actions::run(action, step, plan, env, &snapshot, &progress).await.map(|(status, outputs, note)| {
+                        Done { action: Action::Unchanged, status, outputs, note, emulator_gaps: Vec::new() }
+                    });
+                (progress, outcome)
+            }
+        };
     let seconds = clock.elapsed().as_secs_f64();
     match outcome {
-        Ok((action, status, values, note)) => {
+        Ok(Done { action, status, outputs: values, note, emulator_gaps }) => {
             outputs.lock().expect("outputs").insert(id, values.clone());
             let word = match (&step.kind, action) {
                 (StepKind::Action(_), _) => "Done",
@@ -158,7 +171,16 @@ async fn run_step(plan: &Plan, env: &Env, outputs: &Mutex<Outputs>, id: StepId) 
             if let Some(note) = &note {
                 env.printer.note(note);
             }
-            StepResult { step: id, id: step.id.clone(), action, status, detail: note, seconds, outputs: values }
+            StepResult {
+                step: id,
+                id: step.id.clone(),
+                action,
+                status,
+                detail: note,
+                seconds,
+                outputs: values,
+                emulator_gaps,
+            }
         }
         Err(error) => {
             let (status, cause) = StepResult::failure(&error, "FAILED");
@@ -168,7 +190,17 @@ async fn run_step(plan: &Plan, env: &Env, outputs: &Mutex<Outputs>, id: StepId) 
     }
 }
 
-type StepOutcome = Result<(Action, String, BTreeMap<String, String>, Option<String>)>;
+/// What a step that ran did.
+#[derive(Debug)]
+struct Done {
+    action: Action,
+    status: String,
+    outputs: BTreeMap<String, String>,
+    note: Option<String>,
+    emulator_gaps: Vec<EmulatorGap>,
+}
+
+type StepOutcome = Result<Done>;
 
 async fn deploy_stack(
     plan: &Plan,
@@ -184,12 +216,29 @@ async fn deploy_stack(
         request(plan, env, &snapshot, id)?
     };
     let client = env.aws.cloudformation(&step.account, &step.region).await?;
-    let stacks = Stacks::new(client, env.timeout);
+    let stacks = Stacks::new(client.clone(), env.timeout);
     let deployed = stacks
         .deploy(&request, env.method, progress)
         .await
         .with_context(|| format!("deploying {} to {}/{}", stack_step.name, step.account, step.region))?;
-    Ok((deployed.action, deployed.status, deployed.outputs, deployed.note))
+    // Only the emulator's CloudFormation reports a stack complete without some of its resources
+    // (gaps.rs); on AWS a stack is complete with every resource or it failed.
+    let emulator_gaps = match env.aws.is_local() {
+        true => {
+            progress.update("comparing the stack's resources with its template");
+            let parameters = stacks.describe(&stack_step.name).await?.map(|state| state.parameters).unwrap_or_default();
+            gaps::of_stack(&client, &stack_step.name, &request.template_body, &step.account, &step.region, &parameters)
+                .await?
+        }
+        false => Vec::new(),
+    };
+    Ok(Done {
+        action: deployed.action,
+        status: deployed.status,
+        outputs: deployed.outputs,
+        note: deployed.note,
+        emulator_gaps,
+    })
 }
 
 /// The fully resolved request of stack step `id`, given the outputs so far.

@@ -42,6 +42,7 @@ impl Summary {
                     region: step.region.clone(),
                     status: result.status.clone(),
                     action: result.action.as_str().to_string(),
+                    emulator_gaps: result.emulator_gaps.clone(),
                 }),
                 StepKind::Action(_) => {}
             }
@@ -65,19 +66,36 @@ impl Summary {
     /// Prints the human summary on stderr.
     pub fn print(&self, printer: &Printer) {
         let failures: Vec<&StepRow> = self.steps.iter().filter(|step| step.action == Action::Failed).collect();
-        let mut rows = vec![["STACK", "ACCOUNT", "REGION", "ACTION", "STATUS", "TIME"].map(String::from).to_vec()];
+        // The gaps column only where there are gaps: against the emulator.
+        let any_gaps = self.stacks.iter().any(|stack| !stack.emulator_gaps.is_empty());
+        let mut header = ["STACK", "ACCOUNT", "REGION", "ACTION", "STATUS", "TIME"].map(String::from).to_vec();
+        if any_gaps {
+            header.push("EMULATOR GAPS".into());
+        }
+        let mut rows = vec![header];
         for (stack, step) in self.stacks.iter().zip(self.steps.iter().filter(|step| self.is_stack(step))) {
-            rows.push(vec![
+            let mut row = vec![
                 stack.name.clone(),
                 stack.account.clone(),
                 stack.region.clone(),
                 stack.action.clone(),
                 stack.status.clone(),
                 format!("{:.1}s", step.seconds),
-            ]);
+            ];
+            if any_gaps {
+                row.push(match stack.emulator_gaps.len() {
+                    0 => "-".to_string(),
+                    count => count.to_string(),
+                });
+            }
+            rows.push(row);
         }
         printer.text("");
         printer.text(table(&rows).trim_end());
+        for stack in self.stacks.iter().filter(|stack| !stack.emulator_gaps.is_empty()) {
+            let place = format!("{}/{}", stack.account, stack.region);
+            printer.note(crate::engine::gaps::describe(&stack.name, &place, &stack.emulator_gaps));
+        }
         let others: Vec<&StepRow> = self.steps.iter().filter(|step| !self.is_stack(step)).collect();
         if !others.is_empty() {
             let mut rows = vec![["STEP", "ACCOUNT", "REGION", "RESULT"].map(String::from).to_vec()];

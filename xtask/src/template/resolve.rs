@@ -259,7 +259,8 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn condition(&self, name: &str) -> Result<bool> {
+    /// Whether the template's condition `name` holds in this scope.
+    pub fn condition(&self, name: &str) -> Result<bool> {
         let definition =
             self.template["Conditions"].get(name).with_context(|| format!("the template has no condition {name}"))?;
         self.truth(definition).with_context(|| format!("evaluating condition {name}"))

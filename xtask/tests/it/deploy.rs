@@ -103,6 +103,33 @@ async fn the_default_topology_deploys_whole_and_converges() {
     assert!(stderr(&first).contains("no topology lock: the artifact bucket"), "{}", stderr(&first));
     let created = actions(&summary(&first));
     assert_eq!(created.len(), 25, "{created:?}");
+    // Resource-level truth: what moto's CloudFormation left out of a "complete" stack is listed on
+    // the stack's row, and named in a note.
+    let rows = summary(&first)["stacks"].as_array().expect("stack rows").clone();
+    assert!(rows.iter().all(|row| row["emulator_gaps"].is_array()), "{rows:?}");
+    let gap_types: std::collections::BTreeSet<String> = rows
+        .iter()
+        .flat_map(|row| row["emulator_gaps"].as_array().unwrap().iter())
+        .map(|gap| gap["type"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for kind in [
+        "AWS::CodeCommit::Repository",
+        "AWS::CodeBuild::Project",
+        "AWS::CodePipeline::Pipeline",
+        "AWS::CodeDeploy::Application",
+        "AWS::CodeDeploy::DeploymentGroup",
+    ] {
+        assert!(gap_types.contains(kind), "{kind} not declared; gaps: {gap_types:?}");
+    }
+    for kind in ["AWS::EC2::VPC", "AWS::ElasticLoadBalancingV2::LoadBalancer", "AWS::ECS::Service", "AWS::KMS::Key"] {
+        assert!(!gap_types.contains(kind), "{kind} is created by the emulator; gaps: {gap_types:?}");
+    }
+    assert!(stderr(&first).contains("EMULATOR GAPS"), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("the emulator's CloudFormation reported the stack complete without creating"),
+        "{}",
+        stderr(&first)
+    );
     for (name, account, region, action) in &created {
         let expected = if name == "web-key-replica" { "emulator-gap" } else { "created" };
         assert_eq!(action, expected, "{name} in {account}/{region}");
