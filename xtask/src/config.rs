@@ -10,7 +10,10 @@
 //!
 //! The types here are the validated result; names derived from them (stacks, buckets, roles)
 //! live here too, so the plan, the templates' parameters and the tests agree on one spelling.
+//! What a change of each field does once the stacks exist (in place, with the next release, or
+//! refused) is written down once, in `config/changes.rs`.
 
+pub mod changes;
 mod check;
 mod rules;
 

@@ -3,8 +3,10 @@
 //! The same loader every command runs first ([`Config::load`]): every problem at once, each with
 //! its line and the fix, and exit code 2. When the file is valid, it prints what a deploy would
 //! touch: each account with its region, wave and credentials, then each region with the derived
-//! artifact and log bucket names. `--json` prints the resolved config on stdout. It reads only
-//! the file: no AWS call, no emulator.
+//! artifact and log bucket names, then the fields whose change matters once the stacks exist and
+//! what such a change does (in place, with the next release, or refused: `config/changes.rs`).
+//! `--json` prints the resolved config on stdout. It reads only the file: no AWS call, no
+//! emulator; `cargo xtask plan` compares the fields with the deployed stacks.
 
 use std::path::PathBuf;
 
@@ -12,6 +14,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::Ctx;
+use crate::config::changes::{self, Source};
 use crate::config::{Access, Config, Target, region_name};
 use crate::output::table;
 
@@ -67,6 +70,11 @@ fn check(ctx: &Ctx, args: CheckArgs) -> Result<()> {
     }
     ctx.printer.text(table(&accounts(&config)));
     ctx.printer.text(table(&buckets(&config)));
+    ctx.printer.text(table(&once_deployed(&config)));
+    ctx.printer.note(
+        "`cargo xtask plan` compares these with the deployed stacks: a frozen field's change is refused with its \
+         fix, a release field's goes out with the next `cargo xtask release`",
+    );
     Ok(())
 }
 
@@ -114,6 +122,17 @@ fn buckets(config: &Config) -> Vec<Vec<String>> {
     rows
 }
 
+/// One row per field whose change matters once the stacks exist (`config/changes.rs`): its value
+/// and what a change of it does then. Offline, this says the rule; `plan` applies it.
+fn once_deployed(config: &Config) -> Vec<Vec<String>> {
+    let mut rows = vec![["FIELD", "VALUE", "A CHANGE ONCE DEPLOYED"].map(String::from).to_vec()];
+    for (input, route) in changes::fields() {
+        let Source::Field { value, .. } = input.source else { continue };
+        rows.push(vec![input.source.name(), value(config), route.describe().to_string()]);
+    }
+    rows
+}
+
 fn credentials(access: &Access) -> String {
     match access {
         Access::Default => "default credential chain".into(),
@@ -141,6 +160,15 @@ fn resolved(config: &Config) -> Result<serde_json::Value> {
         .iter()
         .map(|(wave, workloads)| {
             json!({"wave": wave, "workloads": workloads.iter().map(|workload| &workload.name).collect::<Vec<_>>()})
+        })
+        .collect();
+    value["once_deployed"] = changes::fields()
+        .into_iter()
+        .filter_map(|(input, route)| match input.source {
+            Source::Field { value, .. } => {
+                Some(json!({ "field": input.source.name(), "value": value(config), "route": route }))
+            }
+            _ => None,
         })
         .collect();
     Ok(value)

@@ -1,12 +1,15 @@
 //! `cargo xtask deploy`: every stack to every account and region of the config, in dependency
 //! order, independent steps in parallel; then a summary. With `--dry-run` it previews instead
-//! (the same code path as `cargo xtask plan`).
+//! (the same code path as `cargo xtask plan`). Either way it first compares the deployed stacks'
+//! inputs with the config: a change AWS would refuse stops it before anything changes (exit 2),
+//! one that goes out with the next release is said.
 
 use anyhow::Result;
 
 use crate::Ctx;
 use crate::cli::ImageReference;
 use crate::config::Target;
+use crate::config::changes;
 use crate::engine::executor;
 use crate::engine::preview;
 use crate::engine::report::Summary;
@@ -57,6 +60,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     };
     let session =
         session::open(ctx, &args.target, inputs, Options { method: args.method, show_identities: true }).await?;
+    // Before any change: what the deployed stacks cannot take is refused, what goes out with the
+    // next release is said (`config/changes.rs`).
+    let differences = preview::differences(&session.plan, &session.env).await?;
+    if changes::refuse(&ctx.printer, &differences) {
+        return Err(Exit(2).into());
+    }
+    changes::note_releases(&ctx.printer, &differences);
     if args.dry_run {
         let previews = preview::preview(&session.plan, &session.env).await?;
         ctx.printer.text(preview::render(&previews).trim_end());

@@ -113,7 +113,10 @@ pub async fn run(
                     },
                 );
             }
-            let targets = Targets { key_id: key_id.resolve(plan, outputs)?, services: facts };
+            // The frozen fields as deployed: this step runs after every service stack, and the
+            // deploy refused any frozen change before it began (`config/changes.rs`).
+            let frozen = crate::config::changes::frozen_values(&env.config);
+            let targets = Targets { key_id: key_id.resolve(plan, outputs)?, services: facts, frozen };
             let published = targets::publish(&env.aws, &env.config, &targets).await?;
             let status = match published {
                 targets::Published::Written => "PUBLISHED",

@@ -5,6 +5,10 @@
 //! exist would be created with every resource of its template; one whose hash tag matches would
 //! not change; any other is previewed through a change set that is deleted afterwards. The gitflow
 //! Lambda is built locally (nothing remote changes) so that a change of its code shows.
+//!
+//! Before either, [`differences`] compares the deployed stacks' inputs with the requested ones
+//! that cannot change in place (`config/changes.rs`): a frozen one stops `plan` and `deploy`
+//! before any change, a release-route one is said to go out with the next release.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +16,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::aws::error::one_line;
+use crate::config::changes::{self, Difference};
 use crate::engine::executor::{Env, request};
 use crate::engine::stack::{Change, HASH_TAG, Stacks};
 use crate::engine::{Action, Outputs, Plan, StepKind, actions};
@@ -129,6 +134,52 @@ pub async fn preview(plan: &Plan, env: &Env) -> Result<Vec<StackPreview>> {
         previews.push(row);
     }
     Ok(previews)
+}
+
+/// Every input of a deployed stack whose requested value differs from the stack's and cannot go
+/// in place (`config/changes.rs`): the frozen ones a deploy must refuse, the release-route ones the
+/// next release rolls out. Reads every stack of the plan in plan order (a stack's inputs may be
+/// outputs of an earlier one) and changes nothing: `plan` and `deploy` run it before anything else.
+pub async fn differences(plan: &Plan, env: &Env) -> Result<Vec<Difference>> {
+    let mut outputs = Outputs::new();
+    let mut found = Vec::new();
+    let prefix = format!("{}-", env.config.app);
+    for (id, step, stack_step) in plan.stacks() {
+        if env.aws.is_local() && stack_step.emulator_gap.is_some() {
+            continue;
+        }
+        let stacks = Stacks::new(env.aws.cloudformation(&step.account, &step.region).await?, env.timeout);
+        let Some(current) = stacks.describe(&stack_step.name).await? else { continue };
+        outputs.insert(id, current.outputs.clone());
+        // A leftover of a failed create is created again; only a stack that stands has inputs to keep.
+        if !current.is_complete() {
+            continue;
+        }
+        let stack = stack_step.name.strip_prefix(&prefix).unwrap_or(&stack_step.name);
+        for (parameter, value) in &stack_step.parameters {
+            // An input that comes from a step that has not run (the image a deploy builds) is not known yet.
+            let Ok(requested) = value.resolve(plan, &outputs) else { continue };
+            let deployed = current.parameters.get(parameter).map(String::as_str);
+            let (Some(route), Some(input)) =
+                (changes::decide(stack, parameter, deployed, &requested), changes::input(stack, parameter))
+            else {
+                continue;
+            };
+            found.push(Difference {
+                step: step.id.clone(),
+                account: step.account.clone(),
+                region: step.region.clone(),
+                stack: stack_step.name.clone(),
+                parameter: parameter.clone(),
+                field: input.source.name(),
+                deployed: deployed.unwrap_or_default().to_string(),
+                requested,
+                route,
+                input,
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// The preview as text: one block per stack that would change, then a count line.

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use crate::config::changes::{self, Route};
 use crate::config::{Config, SourceProvider, key_arn};
 use crate::engine::{Action, Expansion, Param, Plan, StackStep, Step, StepId, StepKind};
 use crate::template;
@@ -260,9 +261,10 @@ pub fn plan(config: &Config, inputs: &Inputs) -> (Plan, Index) {
                 ("ServiceName".into(), Param::value(&config.app)),
                 ("ContainerName".into(), Param::value(&config.app)),
                 ("ContainerPort".into(), Param::value(config.service.container_port.to_string())),
-                // The service belongs to CodeDeploy once created: CloudFormation cannot change the
-                // task definition of a CODE_DEPLOY service, so later deploys keep the first image.
-                ("ImageUri".into(), Param::KeepPrevious(Box::new(image))),
+                // The image, the cpu and the memory shape the task definition, which CloudFormation
+                // cannot change for a CODE_DEPLOY service: their route is the release
+                // (`config/changes.rs`), so `stack_step` makes later deploys keep the first values.
+                ("ImageUri".into(), image),
                 ("DesiredCount".into(), Param::value(config.service.desired_count.to_string())),
                 ("Cpu".into(), Param::value(config.service.cpu.to_string())),
                 ("Memory".into(), Param::value(config.service.memory.to_string())),
@@ -554,6 +556,15 @@ fn stack_step(
     let mut deps = deps;
     deps.sort();
     deps.dedup();
+    // An input whose change goes out with a release keeps the deployed stack's value
+    // (UsePreviousValue); its value here is used only when the stack is created.
+    let parameters = parameters
+        .into_iter()
+        .map(|(parameter, value)| {
+            let keep = changes::route(stack, &parameter) == Route::Release && !matches!(value, Param::KeepPrevious(_));
+            (parameter, if keep { Param::KeepPrevious(Box::new(value)) } else { value })
+        })
+        .collect();
     Step {
         id: format!("{name}@{at}"),
         account: account.to_string(),
@@ -632,5 +643,45 @@ mod tests {
         let key = &release.parameters.iter().find(|(name, _)| name == "ArtifactKeyArn").unwrap().1;
         let check = index.key_arn_by_region.iter().find(|(region, _)| region == "eu-central-1").unwrap().1;
         assert_eq!(key, &Param::output(check, "KeyArn"));
+    }
+
+    /// Every parameter of the service stack has its route written down (CODE_DEPLOY constrains that
+    /// stack most); release-route inputs keep the deployed value, every other is sent as it is;
+    /// and each config field in the table is the value the plan sends.
+    #[test]
+    fn every_service_input_has_its_route_and_the_plan_follows_it() {
+        use crate::config::changes::{INPUTS, Source};
+        let config = original();
+        let (plan, _) = plan(&config, &Inputs { image: ImageSource::Given("img@sha256:00".into()), local: false });
+        let short = |name: &str| name.strip_prefix("web-").unwrap_or(name).to_string();
+        for (_, step, stack) in plan.stacks() {
+            let stack_short = short(&stack.name);
+            for (parameter, value) in &stack.parameters {
+                let listed = changes::input(&stack_short, parameter);
+                if stack_short == "service" {
+                    assert!(listed.is_some(), "{}: {parameter} has no route in config/changes.rs", step.id);
+                }
+                let kept = matches!(value, Param::KeepPrevious(_));
+                assert_eq!(kept, changes::route(&stack_short, parameter) == Route::Release, "{}: {parameter}", step.id);
+                let Some(Source::Field { value: field_value, .. }) = listed.map(|input| input.source) else { continue };
+                let sent = value.resolve(&plan, &Default::default()).expect("a config value resolves alone");
+                assert!(sent.contains(&field_value(&config)), "{}: {parameter} is {sent}", step.id);
+            }
+        }
+        // Every entry names a parameter its stack's template declares.
+        for input in INPUTS {
+            let template = template::Template::load(&project::root().join(format!(
+                "cfn/{}/{}.yaml",
+                if input.stack == "artifacts" { "tools" } else { "workload" },
+                input.stack
+            )))
+            .unwrap();
+            assert!(
+                template.parameters().iter().any(|parameter| parameter.name == input.parameter),
+                "{}.{} is not a parameter of its template",
+                input.stack,
+                input.parameter
+            );
+        }
     }
 }

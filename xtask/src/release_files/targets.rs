@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::manifest;
 use super::render::ServiceFacts;
 use crate::aws::Aws;
-use crate::config::{Config, key_arn};
+use crate::config::{Config, changes, key_arn};
 
 /// The document's key in the tools region's artifact bucket.
 pub const TARGETS_KEY: &str = "releases/targets.json";
@@ -31,6 +31,12 @@ pub struct Targets {
     pub key_id: String,
     /// Per workload name.
     pub services: BTreeMap<String, ServiceFacts>,
+    /// The frozen fields of deploy.toml as the stacks were deployed with them
+    /// (`[service] container_port` -> `8080`; `config/changes.rs`): the deploy writes them only
+    /// once it has found them equal to every deployed stack's, so a release can refuse a config
+    /// that changed one since. Absent in a document of an older xtask.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub frozen: BTreeMap<String, String>,
 }
 
 /// Whether [`publish`] wrote the document.
@@ -64,6 +70,25 @@ impl Targets {
             bail!(
                 "{source} describes no service for workload {}: the config gained it since the last deploy; run `cargo xtask deploy`",
                 missing.join(", ")
+            );
+        }
+        // A release renders the task definition and the AppSpec from the config: with another
+        // container port than the stacks serve, its tasks would listen where no target group
+        // and no security group rule leads.
+        let current = changes::frozen_values(config);
+        let changed: Vec<String> = self
+            .frozen
+            .iter()
+            .filter_map(|(field, deployed)| {
+                let requested = current.get(field)?;
+                (requested != deployed).then(|| format!("`{field}` is {requested} in deploy.toml, deployed {deployed}"))
+            })
+            .collect();
+        if !changed.is_empty() {
+            bail!(
+                "{}: the stacks cannot serve a release with it (the field is frozen once deployed); set it back, \
+                 and see `cargo xtask plan` for the fix",
+                changed.join("; ")
             );
         }
         Ok(())
@@ -116,10 +141,36 @@ mod tests {
             log_group: "/ecs/web".into(),
         };
         let first = config.workloads[0].name.clone();
-        let targets = Targets { key_id: "mrk-1".into(), services: BTreeMap::from([(first, facts)]) };
+        let targets =
+            Targets { key_id: "mrk-1".into(), services: BTreeMap::from([(first, facts)]), frozen: BTreeMap::new() };
         let error = targets.check(&config, "s3://b/k").unwrap_err().to_string();
         assert!(error.contains(&config.workloads[1].name) && error.contains("cargo xtask deploy"), "{error}");
         let parsed: Targets = serde_json::from_slice(&targets.to_bytes()).unwrap();
         assert_eq!(parsed, targets);
+    }
+
+    /// A frozen field changed since the deploy that published the document stops a release; an
+    /// older document without the record is read as it was.
+    #[test]
+    fn a_changed_frozen_field_stops_a_release() {
+        let text = "app = \"web\"\n[tools]\naccount = \"111111111111\"\nregion = \"ap-south-1\"\n\
+                    [[workloads]]\nname = \"india\"\naccount = \"222222222222\"\nregion = \"ap-south-1\"\n";
+        let config = Config::parse(std::path::Path::new("deploy.toml"), text).unwrap();
+        let facts = ServiceFacts {
+            execution_role_arn: "arn:aws:iam::222222222222:role/x".into(),
+            task_role_arn: "arn:aws:iam::222222222222:role/y".into(),
+            log_group: "/ecs/web".into(),
+        };
+        let services = BTreeMap::from([("india".to_string(), facts)]);
+        let mut targets = Targets { key_id: "mrk-1".into(), services, frozen: changes::frozen_values(&config) };
+        targets.check(&config, "s3://b/k").unwrap();
+        let older = String::from_utf8(targets.to_bytes()).unwrap().replace("\"frozen\"", "\"ignored\"");
+        let older: Targets = serde_json::from_str(&older).unwrap();
+        assert!(older.frozen.is_empty());
+        older.check(&config, "s3://b/k").unwrap();
+        targets.frozen.insert("[service] container_port".into(), "9090".into());
+        let error = targets.check(&config, "s3://b/k").unwrap_err().to_string();
+        assert!(error.contains("`[service] container_port` is 8080 in deploy.toml, deployed 9090"), "{error}");
+        assert!(error.contains("cargo xtask plan"), "{error}");
     }
 }

@@ -93,4 +93,23 @@ fn default_config_resolves_to_the_original_topology() {
     assert_eq!(json["regions"][1]["bucket"], "web-artifacts-111111111111-eu-central-1");
     assert_eq!(json["waves"][1]["workloads"], serde_json::json!(["europe", "us"]));
     assert!(stderr.contains("Checked"), "{stderr}");
+    // What a change of a field does once deployed: the rule of `config/changes.rs`.
+    let routes: Vec<(&str, &str, &str)> = json["once_deployed"]
+        .as_array()
+        .expect("a list of fields")
+        .iter()
+        .map(|field| {
+            let text = |name: &str| field[name].as_str().unwrap_or_default();
+            (text("field"), text("value"), text("route"))
+        })
+        .collect();
+    for expected in [
+        ("[service] container_port", "8080", "frozen"),
+        ("[service] cpu", "256", "release"),
+        ("[service] memory", "512", "release"),
+        ("[service] desired_count", "2", "in-place"),
+        ("[names] bucket_prefix", "web-artifacts", "frozen"),
+    ] {
+        assert!(routes.contains(&expected), "{expected:?} in {routes:?}");
+    }
 }

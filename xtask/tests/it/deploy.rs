@@ -14,6 +14,7 @@ use std::process::{Command, Output};
 use xtask::aws::{Aws, Endpoint};
 use xtask::config::Config;
 
+use crate::release::{create_deployment_group, deployments};
 use crate::support::{Moto, Scratch, stderr};
 
 const IMAGE: &str = "222222222222.dkr.ecr.ap-south-1.amazonaws.com/web@sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -265,6 +266,128 @@ async fn two_operators_take_turns(scratch: &Scratch, config: &Path, aws: &Aws) {
     assert!(stderr(&locked).contains("Unlocked the topology"), "{}", stderr(&locked));
     let free = run(scratch, config, &["lock", "status", "--json"]);
     assert_eq!(summary(&free), serde_json::Value::Null, "{}", stderr(&free));
+}
+
+/// The service and alb stacks' parameters of every workload, in config order.
+async fn service_and_alb(aws: &Aws, config: &Config) -> Vec<[std::collections::BTreeMap<String, String>; 2]> {
+    let mut found = Vec::new();
+    for workload in &config.workloads {
+        let (account, region) = (&workload.account, &workload.region);
+        found.push([
+            parameters(aws, account, region, "web-service").await,
+            parameters(aws, account, region, "web-alb").await,
+        ]);
+    }
+    found
+}
+
+/// After the first deploy, a task size change is planned and deployed as a release, not a stack
+/// update: `plan` and `deploy` say it goes out with the next release and the service stacks keep
+/// the size they were created with, and `release --direct` registers task definitions of the new
+/// size. A container port change is refused by `plan`, `deploy --dry-run` and `deploy` before
+/// anything changes (exit 2), naming the field, both values and the fix, and `release` refuses to
+/// package it.
+///
+/// What the emulator cannot prove: that AWS would have refused the stack update (moto applies
+/// any update of a CODE_DEPLOY service), nor that CodeDeploy runs the new task definition (moto
+/// records the deployment and never runs it).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_size_change_goes_out_with_the_release_and_a_port_change_is_refused() {
+    let moto = Moto::start();
+    let scratch = Scratch::new("deploy-frozen");
+    let config = write_config(&scratch, moto.port, |text| text);
+    let first = run(&scratch, &config, &["deploy", "--image", IMAGE]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let (topology, aws) = aws(&config, &moto).await;
+    let before = service_and_alb(&aws, &topology).await;
+    for [service, alb] in &before {
+        let sized = (service["Cpu"].as_str(), service["Memory"].as_str(), service["ContainerPort"].as_str());
+        assert_eq!(sized, ("256", "512", "8080"));
+        assert_eq!(alb["ContainerPort"], "8080");
+    }
+
+    // A bigger task (memory follows: the smallest 512 CPU units allow): a release, not a stack update.
+    let bigger = write_config(&scratch, moto.port, |text| format!("{text}\n[service]\ncpu = 512\n"));
+    let plan = run(&scratch, &bigger, &["plan", "--json"]);
+    let text = stderr(&plan);
+    assert_eq!(plan.status.code(), Some(0), "nothing for a deploy to change:\n{text}");
+    assert!(text.contains("0 of 25 stacks would change"), "{text}");
+    for expected in [
+        "india (222222222222/ap-south-1): [service] cpu 256 -> 512 goes out with the next `cargo xtask release`",
+        "europe (333333333333/eu-central-1): [service] memory 512 -> 1024 goes out with the next `cargo xtask release`",
+        "web-service keeps 256",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
+    let planned: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("the plan as JSON");
+    let release: Vec<(&str, &str, &str, &str)> = planned["release"]
+        .as_array()
+        .expect("a release list")
+        .iter()
+        .map(|change| {
+            assert_eq!(change["route"], "release", "{change}");
+            let field = |name: &str| change[name].as_str().unwrap_or_default();
+            (field("step"), field("field"), field("deployed"), field("requested"))
+        })
+        .collect();
+    assert_eq!(release.len(), 6, "cpu and memory of three workloads: {release:?}");
+    assert!(release.contains(&("web-service@us", "[service] cpu", "256", "512")), "{release:?}");
+    let deployed = run(&scratch, &bigger, &["deploy", "--image", IMAGE, "--json"]);
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+    assert!(stderr(&deployed).contains("[service] cpu 256 -> 512 goes out with the next"), "{}", stderr(&deployed));
+    for (name, account, region, action) in actions(&summary(&deployed)) {
+        let expected = if name == "web-key-replica" { "emulator-gap" } else { "unchanged" };
+        assert_eq!(action, expected, "{name} in {account}/{region}");
+    }
+    assert_eq!(service_and_alb(&aws, &topology).await, before, "the stacks keep the size they were created with");
+
+    // The release registers the new size in every workload.
+    for workload in &topology.workloads {
+        create_deployment_group(&aws, &topology, workload).await;
+    }
+    let out = scratch.path.join("out");
+    let out = out.to_str().unwrap();
+    let image = format!("sha256:{}", "2".repeat(64));
+    let released = run(&scratch, &bigger, &["release", "--direct", "--image-digest", &image, "--out", out, "--json"]);
+    assert!(released.status.success(), "{}", stderr(&released));
+    let result = summary(&released);
+    let rows = result["deployments"].as_array().expect("a deployment per workload");
+    assert_eq!(rows.len(), 3, "{result}");
+    for (row, workload) in rows.iter().zip(&topology.workloads) {
+        let arn = row["task_definition"].as_str().unwrap_or_else(|| panic!("no task definition: {row}"));
+        let ecs = aws.ecs(&workload.account, &workload.region).await.unwrap();
+        let described = ecs.describe_task_definition().task_definition(arn).send().await.unwrap();
+        let definition = described.task_definition().unwrap();
+        assert_eq!((definition.cpu(), definition.memory()), (Some("512"), Some("1024")), "{}", workload.name);
+    }
+
+    // A new container port: refused before anything changes, with the fix.
+    let moved =
+        write_config(&scratch, moto.port, |text| format!("{text}\n[service]\ncpu = 512\ncontainer_port = 9090\n"));
+    let commands: [&[&str]; 3] = [&["plan"], &["deploy", "--image", IMAGE, "--dry-run"], &["deploy", "--image", IMAGE]];
+    for command in commands {
+        let output = run(&scratch, &moved, command);
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{command:?}:\n{text}");
+        for expected in [
+            "india (222222222222/ap-south-1): `[service] container_port` is 9090 in deploy.toml, but web-alb and \
+             web-service were created with 8080, and AWS cannot change it in place",
+            "help: set `container_port = 8080` under [service] again (nothing was changed)",
+            "`cargo xtask destroy` (every stack of deploy.toml) and then `cargo xtask deploy`",
+            "3 changes that AWS would refuse on deployed stacks; nothing was changed",
+        ] {
+            assert!(text.contains(expected), "{command:?}: {expected:?} in:\n{text}");
+        }
+        assert!(!text.contains("Deploying"), "{command:?} deployed something:\n{text}");
+    }
+    assert_eq!(service_and_alb(&aws, &topology).await, before, "no stack changed");
+    let refused = run(&scratch, &moved, &["release", "--direct", "--image-digest", &image, "--out", out]);
+    let text = stderr(&refused);
+    assert_ne!(refused.status.code(), Some(0), "{text}");
+    assert!(text.contains("`[service] container_port` is 9090 in deploy.toml, deployed 8080"), "{text}");
+    for workload in &topology.workloads {
+        assert_eq!(deployments(&aws, &topology, workload).await.len(), 1, "{}: no second deployment", workload.name);
+    }
 }
 
 /// A stack that fails in one workload: every other stack completes, the failure's root cause is

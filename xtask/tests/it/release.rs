@@ -28,7 +28,7 @@ use crate::support::{self, Cleanup};
 
 /// What `cargo xtask deploy` would have made with the release stack on AWS: the application and
 /// its ECS blue/green deployment group, named `<app>`.
-async fn create_deployment_group(aws: &Aws, config: &Config, workload: &Workload) {
+pub async fn create_deployment_group(aws: &Aws, config: &Config, workload: &Workload) {
     let codedeploy = aws.codedeploy(&workload.account, &workload.region).await.unwrap();
     codedeploy
         .create_application()
@@ -54,7 +54,7 @@ async fn create_deployment_group(aws: &Aws, config: &Config, workload: &Workload
 }
 
 /// The deployments the emulator recorded for the app in a workload.
-async fn deployments(aws: &Aws, config: &Config, workload: &Workload) -> Vec<String> {
+pub async fn deployments(aws: &Aws, config: &Config, workload: &Workload) -> Vec<String> {
     let codedeploy = aws.codedeploy(&workload.account, &workload.region).await.unwrap();
     let listed =
         codedeploy.list_deployments().application_name(&config.app).deployment_group_name(&config.app).send().await;
