@@ -178,6 +178,12 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
             return anyhow::Ok((Action::Deleted, "DELETE_COMPLETE".to_string(), None));
         }
         stacks.delete(&stack.name, &progress).await?;
+        if template.ends_with("alb.yaml") {
+            let left = load_balancing_left(env, &step.account, &step.region, &state.parameters).await?;
+            if !left.is_empty() {
+                return leftovers_of_alb(env, &step.account, &step.region, &stack.name, left).await;
+            }
+        }
         anyhow::Ok((Action::Deleted, "DELETE_COMPLETE".to_string(), None))
     }
     .await;
@@ -221,6 +227,114 @@ async fn scale_to_zero(env: &Env, account: &str, region: &str) -> Result<()> {
         }
         Err(error) => Err(error).aws(&ecs).with_context(|| format!("scaling service {app} to 0 in {account}/{region}")),
     }
+}
+
+/// A load balancer or target group of the alb stack that still exists after the stack's deletion.
+#[derive(Debug)]
+enum Left {
+    LoadBalancer { name: String, arn: String },
+    TargetGroup { name: String, arn: String },
+}
+
+impl Left {
+    fn name(&self) -> String {
+        match self {
+            Left::LoadBalancer { name, .. } => format!("load balancer {name}"),
+            Left::TargetGroup { name, .. } => format!("target group {name}"),
+        }
+    }
+}
+
+/// What of the alb stack (named by its parameters) is still there after CloudFormation deleted
+/// it. On AWS nothing should be: CloudFormation deletes every resource of a stack or the deletion
+/// fails. moto's CloudFormation deletes the stack record and leaves the target groups, and the
+/// next deploy then fails with `DuplicateTargetGroupName`: looked for, by name, after every
+/// deletion of that stack.
+async fn load_balancing_left(
+    env: &Env,
+    account: &str,
+    region: &str,
+    parameters: &BTreeMap<String, String>,
+) -> Result<Vec<Left>> {
+    let elb = env.aws.elbv2(account, region).await?;
+    let mut left = Vec::new();
+    if let Some(name) = parameters.get("LoadBalancerName") {
+        match elb.describe_load_balancers().names(name).send().await {
+            Ok(reply) => left.extend(reply.load_balancers().iter().filter_map(|found| {
+                Some(Left::LoadBalancer { name: name.clone(), arn: found.load_balancer_arn()?.to_string() })
+            })),
+            Err(error)
+                if error.as_service_error().is_some_and(|service| service.is_load_balancer_not_found_exception()) => {}
+            Err(error) => return Err(error).aws(&elb).with_context(|| format!("looking for load balancer {name}")),
+        }
+    }
+    for parameter in ["BlueTargetGroupName", "GreenTargetGroupName"] {
+        let Some(name) = parameters.get(parameter) else { continue };
+        match elb.describe_target_groups().names(name).send().await {
+            Ok(reply) => left.extend(reply.target_groups().iter().filter_map(|found| {
+                Some(Left::TargetGroup { name: name.clone(), arn: found.target_group_arn()?.to_string() })
+            })),
+            Err(error)
+                if error.as_service_error().is_some_and(|service| service.is_target_group_not_found_exception()) => {}
+            Err(error) => return Err(error).aws(&elb).with_context(|| format!("looking for target group {name}")),
+        }
+    }
+    Ok(left)
+}
+
+/// What to do about what the alb stack left: against the emulator, delete it through the ELB API
+/// (the load balancer first, which takes its listeners, then the target groups) and declare the
+/// gap; on AWS, fail the step with the names and the commands that remove them.
+async fn leftovers_of_alb(
+    env: &Env,
+    account: &str,
+    region: &str,
+    stack: &str,
+    left: Vec<Left>,
+) -> Result<(Action, String, Option<String>)> {
+    let names: Vec<String> = left.iter().map(Left::name).collect();
+    if !env.aws.is_local() {
+        let commands: Vec<String> = left
+            .iter()
+            .map(|item| match item {
+                Left::LoadBalancer { arn, .. } => format!("aws elbv2 delete-load-balancer --load-balancer-arn {arn}"),
+                Left::TargetGroup { arn, .. } => format!("aws elbv2 delete-target-group --target-group-arn {arn}"),
+            })
+            .collect();
+        bail!(
+            "stack {stack} is deleted, yet {} still exist in {account}/{region}; a deploy would fail on their names. Remove them: {}",
+            names.join(", "),
+            commands.join("; ")
+        );
+    }
+    let elb = env.aws.elbv2(account, region).await?;
+    let (balancers, groups): (Vec<&Left>, Vec<&Left>) =
+        left.iter().partition(|item| matches!(item, Left::LoadBalancer { .. }));
+    for item in balancers.into_iter().chain(groups) {
+        match item {
+            Left::LoadBalancer { arn, name } => {
+                elb.delete_load_balancer()
+                    .load_balancer_arn(arn)
+                    .send()
+                    .await
+                    .aws(&elb)
+                    .with_context(|| format!("deleting load balancer {name}, left by the emulator"))?;
+            }
+            Left::TargetGroup { arn, name } => {
+                elb.delete_target_group()
+                    .target_group_arn(arn)
+                    .send()
+                    .await
+                    .aws(&elb)
+                    .with_context(|| format!("deleting target group {name}, left by the emulator"))?;
+            }
+        }
+    }
+    let note = format!(
+        "{stack} ({account}/{region}): moto's CloudFormation deleted the stack but left {}; deleted through the ELB API so that the next deploy can create them again",
+        names.join(", ")
+    );
+    Ok((Action::EmulatorGap, "DELETE_COMPLETE".to_string(), Some(note)))
 }
 
 /// How often the artifacts stack is deleted again after a late access log refilled its log bucket.
