@@ -13,12 +13,14 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::Ctx;
+use crate::aws::Aws;
 use crate::bluegreen::{self, Follow, WorkloadDeployment, site_shift};
 use crate::cli;
-use crate::config::Target;
+use crate::config::{Config, Target, Workload};
 use crate::docker::Docker;
 use crate::output::{Exit, Usage};
 use crate::release_files::{self, manifest};
+use crate::topology_lock::{self, LockArgs};
 
 /// Arguments of `cargo xtask rollback`.
 #[derive(clap::Args, Debug)]
@@ -52,6 +54,8 @@ pub struct Args {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -92,7 +96,18 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let config = args.target.load(&ctx.root)?;
     let workload = cli::workload(&config, "workload", &args.workload)?;
     let aws = crate::engine::session::connect(ctx, &config, args.target.local, false).await?;
-    let (mut history, current, previous) = release_files::releases_of(&aws, &config, workload).await?;
+    // The history is read, a deployment made and the history written back: under the topology
+    // lock, so a release or another rollback cannot interleave.
+    let lock = match args.dry_run {
+        true => None,
+        false => topology_lock::acquire(&aws, &config, "rollback", args.lock.wait(), &ctx.printer).await?,
+    };
+    topology_lock::hold(lock, &ctx.printer, roll_back(ctx, &args, via, &config, workload, &aws)).await
+}
+
+/// The rollback itself, under the topology lock.
+async fn roll_back(ctx: &Ctx, args: &Args, via: Via, config: &Config, workload: &Workload, aws: &Aws) -> Result<()> {
+    let (mut history, current, previous) = release_files::releases_of(aws, config, workload).await?;
     let Some(current) = current else {
         bail!("workload {} has no release yet; `cargo xtask release` makes one", workload.name);
     };
@@ -127,8 +142,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             let follow =
                 Follow { wait: !args.no_wait, timeout: Duration::from_secs(args.timeout * 60), ..Follow::default() };
             let deployment = bluegreen::deploy_workload(
-                &aws,
-                &config,
+                aws,
+                config,
                 workload,
                 workload.wave,
                 &previous,
@@ -158,7 +173,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         }
         Via::Site => {
             // Fetching checks the previous artifact is still intact before anything moves.
-            release_files::fetch_artifact(&aws, &config, artifact).await?;
+            release_files::fetch_artifact(aws, config, artifact).await?;
             let image = format!("{}:{}", config.app, previous.version);
             let docker = Docker::connect().await?;
             if docker.image(&image).await?.is_none() {
@@ -190,7 +205,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     if ok && done && !args.dry_run {
         // The current release is undone: the next rollback goes one further back.
         history.roll_back();
-        let (s3, bucket) = release_files::regional_bucket(&aws, &config, workload).await?;
+        let (s3, bucket) = release_files::regional_bucket(aws, config, workload).await?;
         let key = manifest::history_key(&workload.name);
         manifest::put_object(&s3, &bucket, &key, history.to_bytes(), &artifact.kms_key_arn).await?;
         ctx.printer

@@ -1,6 +1,6 @@
-//! One operator at a time: `deploy`, `release` and `destroy` hold a lock on the topology while they
-//! change it, so two operators (or an operator and a script) cannot interleave stack updates,
-//! releases and deletions of the same app.
+//! One operator at a time: `deploy`, `release`, `rollback` and `destroy` hold a lock on the
+//! topology while they change it, so two operators (or an operator and a script) cannot interleave
+//! stack updates, releases, rollbacks and deletions of the same app.
 //!
 //! The lock is an object, `locks/topology.json`, in the tools region's artifact bucket, written
 //! with a conditional put (`If-None-Match: *`): S3 accepts it only when the key has no current
