@@ -158,7 +158,18 @@ pub async fn acquire(
             }
         }
         let current = read(&place).await?;
-        let Some((current, _)) = current else { continue };
+        // Released between the put and the read: try again, but never in a tight loop (a store
+        // that refused the put yet shows no lock would otherwise spin here).
+        let Some((current, _)) = current else {
+            if Instant::now() >= deadline + POLL {
+                bail!(
+                    "S3 refused the topology lock s3://{}/{LOCK_KEY} as taken, yet holds no lock there; `cargo xtask lock status` shows it, `cargo xtask lock break` clears it",
+                    place.bucket
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
         if Instant::now() >= deadline {
             bail!(Held { holder: current, bucket: place.bucket.clone(), waited: wait });
         }
