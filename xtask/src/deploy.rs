@@ -60,6 +60,19 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     };
     let session =
         session::open(ctx, &args.target, inputs, Options { method: args.method, show_identities: true }).await?;
+    // The lock first (not for a dry run, which changes nothing), so that what follows reads the
+    // stacks as they are once no one else changes them.
+    let lock = match args.dry_run {
+        true => None,
+        false => {
+            topology_lock::acquire(&session.env.aws, &session.config, "deploy", args.lock.wait(), &ctx.printer).await?
+        }
+    };
+    topology_lock::hold(lock, &ctx.printer, deploy(ctx, &args, &session)).await
+}
+
+/// The deploy itself, under the topology lock.
+async fn deploy(ctx: &Ctx, args: &Args, session: &session::Session) -> Result<()> {
     // Before any change: what the deployed stacks cannot take is refused, what goes out with the
     // next release is said (`config/changes.rs`).
     let differences = preview::differences(&session.plan, &session.env).await?;
@@ -75,13 +88,6 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         }
         return Ok(());
     }
-    let lock =
-        topology_lock::acquire(&session.env.aws, &session.config, "deploy", args.lock.wait(), &ctx.printer).await?;
-    topology_lock::hold(lock, &ctx.printer, deploy(ctx, &args, &session)).await
-}
-
-/// The deploy itself, under the topology lock.
-async fn deploy(ctx: &Ctx, args: &Args, session: &session::Session) -> Result<()> {
     let results = executor::execute(session.plan.clone(), session.env.clone(), usize::from(args.concurrency)).await;
     let mut summary = Summary::new(&session.plan, &results);
     summary.site = session.index.local_site.and_then(|step| {

@@ -24,7 +24,7 @@ use crate::engine::stack::{Action, StackFailed, Stacks};
 use crate::engine::topology::Inputs;
 use crate::engine::{Plan, StepId, StepKind};
 use crate::output::Exit;
-use crate::topology_lock::{self, LockArgs};
+use crate::topology_lock::{self, LOCK_KEY, LockArgs};
 
 /// Arguments of `cargo xtask destroy`.
 #[derive(clap::Args)]
@@ -169,7 +169,8 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
             } else {
                 for bucket in [env.config.bucket_name(&step.region), env.config.log_bucket_name(&step.region)] {
                     progress.update(format!("deleting every object version in {bucket}"));
-                    empty_bucket(env, &step.account, &step.region, &bucket).await?;
+                    empty_bucket(env, &step.account, &step.region, &bucket, keep_lock(env, &step.region, &bucket))
+                        .await?;
                 }
             }
         }
@@ -355,6 +356,12 @@ async fn delete_artifact_stack(
     progress: &crate::output::Progress,
 ) -> Result<()> {
     let log_bucket = env.config.log_bucket_name(&step.region);
+    // The topology lock lives in the tools region's artifact bucket and was kept while the rest
+    // was emptied: it goes now, with the bucket (the lock's release then says so).
+    let bucket = env.config.bucket_name(&step.region);
+    if keep_lock(env, &step.region, &bucket) != Versions::All {
+        empty_bucket(env, &step.account, &step.region, &bucket, Versions::Only(LOCK_KEY)).await?;
+    }
     let mut attempt = 0;
     loop {
         match stacks.delete(name, progress).await {
@@ -369,8 +376,11 @@ async fn delete_artifact_stack(
                 progress.update(format!(
                     "late access logs in {log_bucket}: emptying it again ({attempt}/{LATE_LOG_RETRIES})"
                 ));
-                empty_bucket(env, &step.account, &step.region, &log_bucket).await?;
-                empty_bucket(env, &step.account, &step.region, &env.config.bucket_name(&step.region)).await?;
+                // The artifact bucket first: emptying it is itself logged into the log bucket.
+                let bucket = env.config.bucket_name(&step.region);
+                empty_bucket(env, &step.account, &step.region, &bucket, keep_lock(env, &step.region, &bucket)).await?;
+                tokio::time::sleep(LATE_LOG_PAUSE).await;
+                empty_bucket(env, &step.account, &step.region, &log_bucket, Versions::All).await?;
             }
             Err(error) => return Err(error),
         }
@@ -419,11 +429,36 @@ async fn empty_repository(env: &Env, account: &str, region: &str) -> Result<()> 
     }
 }
 
-/// Deletes every object version and delete marker: a versioned bucket is empty only then.
-async fn empty_bucket(env: &Env, account: &str, region: &str, bucket: &str) -> Result<()> {
+/// Deletes every object version and delete marker (of `versions`): a versioned bucket is empty
+/// only then.
+async fn empty_bucket(env: &Env, account: &str, region: &str, bucket: &str, versions: Versions<'_>) -> Result<()> {
     let s3 = env.aws.s3(account, region).await?;
-    delete_every_version(&s3, bucket).await.with_context(|| format!("emptying s3://{bucket} in {account}/{region}"))
+    delete_every_version(&s3, bucket, versions)
+        .await
+        .with_context(|| format!("emptying s3://{bucket} in {account}/{region}"))
 }
+
+/// Which versions of a bucket to delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Versions<'a> {
+    All,
+    /// Every key but this one.
+    AllBut(&'a str),
+    /// This key alone.
+    Only(&'a str),
+}
+
+/// The tools region's artifact bucket holds the topology lock of this very destroy: it is kept
+/// until that bucket's stack goes, so that no one else takes the lock while stacks are deleted.
+fn keep_lock<'a>(env: &Env, region: &str, bucket: &str) -> Versions<'a> {
+    match region == env.config.tools.region && bucket == env.config.bucket_name(region) {
+        true => Versions::AllBut(LOCK_KEY),
+        false => Versions::All,
+    }
+}
+
+/// The pause between two deletions of the artifacts stack, for late access logs.
+const LATE_LOG_PAUSE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How many object versions DeleteObjects takes at once
 /// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html).
@@ -440,11 +475,15 @@ const ERRORS_SHOWN: usize = 3;
 /// are read after every batch, and the first batch with any stops the loop with them: listing
 /// and retrying the same versions would never end. A version listed again after DeleteObjects
 /// reported it deleted stops the loop too, for the same reason.
-async fn delete_every_version(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
+async fn delete_every_version(s3: &aws_sdk_s3::Client, bucket: &str, which: Versions<'_>) -> Result<()> {
     use aws_sdk_s3::types::{Delete, ObjectIdentifier};
     let mut deleted: HashSet<(String, Option<String>)> = HashSet::new();
+    let prefix = match which {
+        Versions::Only(key) => Some(key.to_string()),
+        _ => None,
+    };
     loop {
-        let listed = match s3.list_object_versions().bucket(bucket).send().await {
+        let listed = match s3.list_object_versions().bucket(bucket).set_prefix(prefix.clone()).send().await {
             Ok(listed) => listed,
             Err(error)
                 if error.as_service_error().is_some_and(|service| service.meta().code() == Some("NoSuchBucket")) =>
@@ -461,6 +500,11 @@ async fn delete_every_version(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<(
             .filter_map(|version| Some((version.key()?, version.version_id())))
             .chain(listed.delete_markers().iter().filter_map(|marker| Some((marker.key()?, marker.version_id()))))
             .map(|(key, version)| (key.to_string(), version.map(str::to_string)))
+            .filter(|(key, _)| match which {
+                Versions::All => true,
+                Versions::AllBut(kept) => key != kept,
+                Versions::Only(only) => key == only,
+            })
             .collect();
         if versions.is_empty() {
             return Ok(());
@@ -610,7 +654,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_deletion_stops_with_the_key_version_and_aws_code() {
         let (s3, replay) = s3_answering(&[LISTED, REFUSED]);
-        let error = delete_every_version(&s3, "web-artifacts").await.unwrap_err();
+        let error = delete_every_version(&s3, "web-artifacts", Versions::All).await.unwrap_err();
         let text = format!("{error:#}");
         assert!(text.contains("S3 did not delete 1 object versions in web-artifacts"), "{text}");
         assert!(
@@ -625,7 +669,7 @@ mod tests {
     #[tokio::test]
     async fn a_version_listed_again_after_its_deletion_stops_the_loop() {
         let (s3, replay) = s3_answering(&[LISTED, ALL_DELETED, LISTED]);
-        let error = delete_every_version(&s3, "web-artifacts").await.unwrap_err();
+        let error = delete_every_version(&s3, "web-artifacts", Versions::All).await.unwrap_err();
         let text = format!("{error:#}");
         assert!(text.contains("still lists releases/r1/web.zip (version 3/L4kqtJl40Nr8X8gdRQBpUMLUo)"), "{text}");
         assert_eq!(replay.bodies().len(), 3);
@@ -634,7 +678,7 @@ mod tests {
     #[tokio::test]
     async fn a_bucket_is_empty_when_the_listing_is() {
         let (s3, replay) = s3_answering(&[LISTED, ALL_DELETED, LISTED_NOTHING]);
-        delete_every_version(&s3, "web-artifacts").await.unwrap();
+        delete_every_version(&s3, "web-artifacts", Versions::All).await.unwrap();
         assert_eq!(replay.bodies().len(), 3);
     }
 

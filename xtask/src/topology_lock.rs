@@ -41,8 +41,8 @@ const POLL: Duration = Duration::from_secs(5);
 /// The lock's flag, on every command that takes it.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct LockArgs {
-    /// Wait up to this many seconds for another operator's deploy, release or destroy of this
-    /// topology to finish; without it, a held lock is refused at once.
+    /// Wait up to this many seconds for another operator's deploy, release, rollback or destroy of
+    /// this topology to finish; without it, a held lock is refused at once.
     #[arg(long = "lock-wait", value_name = "SECONDS", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=7200))]
     pub seconds: u64,
@@ -61,7 +61,7 @@ pub struct Holder {
     pub who: String,
     pub host: String,
     pub pid: u32,
-    /// `deploy`, `release`, `destroy`.
+    /// `deploy`, `release`, `rollback`, `destroy`.
     pub command: String,
     /// RFC 3339, UTC.
     pub since: String,
@@ -148,8 +148,9 @@ pub async fn acquire(
                 printer.status("Locked", format!("the topology (s3://{}/{LOCK_KEY})", place.bucket));
                 return Ok(Some(Lock { place, etag, holder }));
             }
-            // Taken; `ConditionalRequestConflict` (409) is a concurrent put that S3 has not
-            // decided yet: look again.
+            // Taken (possibly by this very put: the SDK retries a put whose answer was lost, and
+            // the retry then finds our own lock, recognized below); `ConditionalRequestConflict`
+            // (409) is a concurrent put that S3 has not decided yet: look again.
             Err(error) if matches!(error.code(), Some("PreconditionFailed" | "ConditionalRequestConflict")) => {}
             Err(error) => {
                 return Err(error)
@@ -160,7 +161,7 @@ pub async fn acquire(
         let current = read(&place).await?;
         // Released between the put and the read: try again, but never in a tight loop (a store
         // that refused the put yet shows no lock would otherwise spin here).
-        let Some((current, _)) = current else {
+        let Some((current, current_etag)) = current else {
             if Instant::now() >= deadline + POLL {
                 bail!(
                     "S3 refused the topology lock s3://{}/{LOCK_KEY} as taken, yet holds no lock there; `cargo xtask lock status` shows it, `cargo xtask lock break` clears it",
@@ -170,6 +171,10 @@ pub async fn acquire(
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
+        if current == holder {
+            printer.status("Locked", format!("the topology (s3://{}/{LOCK_KEY})", place.bucket));
+            return Ok(Some(Lock { place, etag: current_etag, holder }));
+        }
         if Instant::now() >= deadline {
             bail!(Held { holder: current, bucket: place.bucket.clone(), waited: wait });
         }
@@ -262,21 +267,42 @@ impl Lock {
     }
 }
 
-/// Runs `work` holding `lock` (if any), and releases it when `work` ends, fails or Ctrl-C stops
-/// it (then exits 130, as a shell does for SIGINT).
+/// Runs `work` holding `lock` (if any), and releases it when `work` ends or fails.
+///
+/// A first Ctrl-C does not drop the work: stack operations and deployments already sent to AWS go
+/// on without us, and a lock given back then would let a second operator in while they run. So
+/// the run goes on to its end and the lock is released with nothing in flight; a second Ctrl-C
+/// exits at once (130, as a shell does for SIGINT) and leaves the lock, saying how to remove it.
 pub async fn hold<T>(lock: Option<Lock>, printer: &Printer, work: impl Future<Output = Result<T>>) -> Result<T> {
     let Some(lock) = lock else { return work.await };
+    let mut work = std::pin::pin!(work);
     let result = tokio::select! {
-        result = work => result,
+        result = &mut work => result,
         _ = tokio::signal::ctrl_c() => {
-            printer.warn("interrupted: releasing the topology lock");
-            Err(Exit(130).into())
+            printer.warn(
+                "Ctrl-C: what was sent to AWS goes on, so this run finishes it and then releases the topology lock; \
+                 Ctrl-C again exits now and leaves the lock",
+            );
+            tokio::select! {
+                result = &mut work => result,
+                _ = tokio::signal::ctrl_c() => {
+                    printer.warn(format!(
+                        "left the topology lock held by {}: once nothing of this run is in flight \
+                         (`cargo xtask status`), `cargo xtask lock break` removes it",
+                        lock.holder
+                    ));
+                    return Err(Exit(130).into());
+                }
+            }
         }
     };
     // The lock is released whatever the outcome; a failure to release is reported after the
     // work's own error, which matters more.
     if let Err(error) = lock.release(printer).await {
-        printer.warn(format!("could not release the topology lock: {}", crate::aws::error::one_line(&error)));
+        printer.warn(format!(
+            "could not release the topology lock: {}; `cargo xtask lock break` removes it",
+            crate::aws::error::one_line(&error)
+        ));
     }
     result
 }

@@ -182,9 +182,18 @@ impl AwsError {
         self.source.downcast_ref::<SdkError<E, HttpResponse>>()?.as_service_error()
     }
 
-    /// `s3:PutObject`.
+    /// The IAM action the call needs: `s3:PutObject`; for the S3 operations whose action has
+    /// another name, that name (`HeadBucket` needs `s3:ListBucket`,
+    /// https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html).
     pub fn action(&self) -> String {
-        format!("{}:{}", self.service, self.operation)
+        let action = match (self.service.as_str(), self.operation.as_str()) {
+            ("s3", "HeadBucket" | "ListObjectsV2" | "ListObjects") => "ListBucket",
+            ("s3", "HeadObject") => "GetObject",
+            ("s3", "ListObjectVersions") => "ListBucketVersions",
+            ("s3", "DeleteObjects") => "DeleteObject",
+            (_, operation) => operation,
+        };
+        format!("{}:{action}", self.service)
     }
 
     /// What to do about it, where the code (or the kind) says.
@@ -207,6 +216,14 @@ impl AwsError {
             ) => "AWS does not know these credentials: check AWS_PROFILE or the access keys in the environment",
             (Kind::Service, Some("Throttling" | "ThrottlingException" | "TooManyRequestsException" | "SlowDown")) => {
                 "AWS throttled the call after the SDK's retries: run the command again, or lower --concurrency"
+            }
+            // S3 answers a HEAD request without a body, so its error has no code but the status
+            // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html).
+            (Kind::Service | Kind::Unreadable, None) if self.status == Some(403) => {
+                "AWS refused the call without saying why (HTTP 403): the identity lacks the permission, or the resource belongs to another account; `cargo xtask verify` proves every role's calls"
+            }
+            (Kind::Service | Kind::Unreadable, None) if self.status == Some(301) => {
+                "the resource is in another region than the one asked (HTTP 301): check the region in deploy.toml"
             }
             (Kind::Service | Kind::Unreadable, None) if self.status.is_some_and(|status| status >= 500) => {
                 "the endpoint failed on this call: run it again; against the local emulator this is an emulator gap, see `cargo xtask local status`"
@@ -384,6 +401,18 @@ mod tests {
         );
         let text = AwsError::new(sdk, "1", "r").to_string();
         assert!(text.contains("could read (expected XML, found `<html>`) (HTTP 502, request REQ123)"), "{text}");
+    }
+
+    #[test]
+    fn an_s3_call_is_named_by_the_iam_action_it_needs_and_a_bodiless_403_says_denied() {
+        let mut error = service(403, None, None);
+        assert!(error.to_string().contains("the identity lacks the permission"), "{error}");
+        error.0.operation = "HeadBucket".into();
+        assert_eq!(error.action(), "s3:ListBucket");
+        error.0.operation = "HeadObject".into();
+        assert_eq!(error.action(), "s3:GetObject");
+        error.0.operation = "PutObject".into();
+        assert_eq!(error.action(), "s3:PutObject");
     }
 
     #[test]
