@@ -53,6 +53,32 @@ impl Default for Follow {
     }
 }
 
+/// The wait flags of `release` and `rollback`, flattened into each (the command must have a
+/// `dry_run` flag: `--no-wait` conflicts with it).
+#[derive(clap::Args, Clone, Debug)]
+pub struct WaitArgs {
+    /// Start the deployments (or the pipeline) and report; do not wait for them to end.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub no_wait: bool,
+    /// Longest wait for one deployment or pipeline execution, in minutes (1 to 7200: CodePipeline
+    /// gives up on a CodeDeploy action after 5 days).
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "MINUTES",
+        value_parser = clap::value_parser!(u64).range(1..=crate::cli::TIMEOUT_MINUTES_MAX),
+        conflicts_with = "no_wait"
+    )]
+    pub timeout: u64,
+}
+
+impl WaitArgs {
+    /// How to follow the deployments these flags ask for.
+    pub fn follow(&self) -> Follow {
+        Follow { wait: !self.no_wait, timeout: Duration::from_secs(self.timeout * 60), ..Follow::default() }
+    }
+}
+
 /// One workload's deployment, as the summary shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkloadDeployment {

@@ -15,7 +15,6 @@
 //! already pushed; `--dry-run` pushes, packages and deploys nothing, and says what it would do.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Result, bail};
 use serde::Serialize;
@@ -59,19 +58,8 @@ pub struct Args {
     /// With --via site: the published port (default: the config's `site_port` under [local]).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
-    /// Start the deployments (or the pipeline) and report; do not wait for them to end.
-    #[arg(long, conflicts_with = "dry_run")]
-    pub no_wait: bool,
-    /// Longest wait for one deployment or pipeline execution, in minutes (1 to 7200: CodePipeline
-    /// gives up on a CodeDeploy action after 5 days).
-    #[arg(
-        long,
-        default_value_t = 60,
-        value_name = "MINUTES",
-        value_parser = clap::value_parser!(u64).range(1..=cli::TIMEOUT_MINUTES_MAX),
-        conflicts_with = "no_wait"
-    )]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub wait: bluegreen::WaitArgs,
     /// Say what would be released where; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -131,7 +119,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         (None, false, false) => Via::Pipeline,
     };
     check_flags(&args, via)?;
-    let follow = Follow { wait: !args.no_wait, timeout: Duration::from_secs(args.timeout * 60), ..Follow::default() };
+    let follow = args.wait.follow();
     let (config, aws) = release_files::connect(ctx, &args.target).await?;
     // Before anything is pushed, uploaded or started: the verification only reads.
     if args.verify {

@@ -7,14 +7,12 @@
 //! the local site (`--via site`, the image `<app>:<version>` must still be in the engine). Once it
 //! is deployed, the current release is marked rolled back, so a second rollback goes one further.
 
-use std::time::Duration;
-
 use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::Ctx;
 use crate::aws::Aws;
-use crate::bluegreen::{self, Follow, WorkloadDeployment, site_shift};
+use crate::bluegreen::{self, WorkloadDeployment, site_shift};
 use crate::cli;
 use crate::config::{Config, Target, Workload};
 use crate::docker::Docker;
@@ -35,19 +33,8 @@ pub struct Args {
     /// With --via site: the published port (default: the config's `site_port` under [local]).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
-    /// Start the deployment and report; do not wait for it to end.
-    #[arg(long, conflicts_with = "dry_run")]
-    pub no_wait: bool,
-    /// Longest wait for the deployment, in minutes (1 to 7200: CodePipeline gives up on a
-    /// CodeDeploy action after 5 days).
-    #[arg(
-        long,
-        default_value_t = 60,
-        value_name = "MINUTES",
-        value_parser = clap::value_parser!(u64).range(1..=cli::TIMEOUT_MINUTES_MAX),
-        conflicts_with = "no_wait"
-    )]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub wait: bluegreen::WaitArgs,
     /// Say which release would be redeployed; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -139,8 +126,7 @@ async fn roll_back(ctx: &Ctx, args: &Args, via: Via, config: &Config, workload: 
     };
     let (ok, done) = match via {
         Via::Direct => {
-            let follow =
-                Follow { wait: !args.no_wait, timeout: Duration::from_secs(args.timeout * 60), ..Follow::default() };
+            let follow = args.wait.follow();
             let deployment = bluegreen::deploy_workload(
                 aws,
                 config,

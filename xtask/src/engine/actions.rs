@@ -1,6 +1,7 @@
 //! The steps of a plan that are not stacks: checks between and after the stacks.
 //!
-//! Each returns a short status word, its outputs, and an optional note for the summary.
+//! Each returns what it did ([`ActionDone`]): its outcome for `--json`, a short status, its
+//! outputs, and an optional note for the summary.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use crate::aws::AwsResultExt;
 use crate::aws::error::one_line;
 use crate::docker::Docker;
 use crate::engine::executor::Env;
+use crate::engine::stack::Action as Outcome;
 use crate::engine::{Action, Outputs, Plan, Step};
 use crate::http;
 use crate::local::site;
@@ -22,7 +24,28 @@ use crate::release_files::targets::{self, Targets};
 use crate::release_files::{self, ImageSet};
 use crate::{artifacts, lambda, publish, site_image};
 
-pub type ActionOutcome = (String, BTreeMap<String, String>, Option<String>);
+/// What a step that is not a stack did.
+#[derive(Debug)]
+pub struct ActionDone {
+    /// `built`, `pushed`, `uploaded`, `checked`, `serving`, `unchanged` or `emulator-gap`.
+    pub outcome: Outcome,
+    /// A short status for the summary: `BUILT web:1a2b`, `2/2 RUNNING`.
+    pub status: String,
+    /// What later steps may read (declared per action in `engine.rs`).
+    pub outputs: BTreeMap<String, String>,
+    /// A note worth reading in the summary.
+    pub note: Option<String>,
+}
+
+impl ActionDone {
+    fn new(outcome: Outcome, status: impl Into<String>, outputs: BTreeMap<String, String>) -> ActionDone {
+        ActionDone { outcome, status: status.into(), outputs, note: None }
+    }
+
+    fn note(self, note: Option<String>) -> ActionDone {
+        ActionDone { note, ..self }
+    }
+}
 
 pub async fn run(
     action: &Action,
@@ -31,7 +54,7 @@ pub async fn run(
     env: &Env,
     outputs: &Outputs,
     progress: &Progress,
-) -> Result<ActionOutcome> {
+) -> Result<ActionDone> {
     match action {
         Action::CheckReplica { key_arn } => check_replica(step, env, &key_arn.resolve(plan, outputs)?).await,
         Action::WaitService { cluster, service } => {
@@ -48,7 +71,7 @@ pub async fn run(
                 ("Tag".to_string(), image.tag.clone()),
                 ("Id".to_string(), image.id.clone()),
             ]);
-            Ok((format!("BUILT {}", image.reference), outputs, None))
+            Ok(ActionDone::new(Outcome::Built, format!("BUILT {}", image.reference), outputs))
         }
         Action::PushImage { workload, reference, tag } => {
             let workload = &env.config.workloads[*workload];
@@ -70,7 +93,7 @@ pub async fn run(
                 ("LayersPushed".to_string(), pushed.layers_pushed.to_string()),
                 ("BytesPushed".to_string(), pushed.bytes_pushed.to_string()),
             ]);
-            Ok((status, values, None))
+            Ok(ActionDone::new(Outcome::Pushed, status, values))
         }
         Action::SameDigest { digests } => {
             let digests = digests.iter().map(|digest| digest.resolve(plan, outputs)).collect::<Result<Vec<_>>>()?;
@@ -78,10 +101,10 @@ pub async fn run(
             if let Some(other) = digests.iter().find(|digest| **digest != first) {
                 bail!("the registries hold different digests for one image: {first} and {other}");
             }
-            Ok((
+            Ok(ActionDone::new(
+                Outcome::Checked,
                 format!("{} in {} registries", short(&first), digests.len()),
                 BTreeMap::from([("Digest".to_string(), first)]),
-                None,
             ))
         }
         Action::PackageRelease { images, digest, version } => {
@@ -99,7 +122,8 @@ pub async fn run(
             let packaged = release_files::package(&env.root, &env.aws, &env.config, &images, &options, &quiet).await?;
             let id = packaged.manifest.id.clone();
             let status = format!("RELEASE {id} ({} bytes uploaded)", packaged.bytes_uploaded);
-            Ok((status, BTreeMap::from([("Release".to_string(), id)]), None))
+            let outcome = if packaged.bytes_uploaded == 0 { Outcome::Unchanged } else { Outcome::Uploaded };
+            Ok(ActionDone::new(outcome, status, BTreeMap::from([("Release".to_string(), id)])))
         }
         Action::PublishTargets { key_id, services } => {
             let mut facts = BTreeMap::new();
@@ -118,14 +142,14 @@ pub async fn run(
             let frozen = crate::config::changes::frozen_values(&env.config);
             let targets = Targets { key_id: key_id.resolve(plan, outputs)?, services: facts, frozen };
             let published = targets::publish(&env.aws, &env.config, &targets).await?;
-            let status = match published {
-                targets::Published::Written => "PUBLISHED",
-                targets::Published::Unchanged => "UNCHANGED",
+            let (outcome, status) = match published {
+                targets::Published::Written => (Outcome::Uploaded, "PUBLISHED"),
+                targets::Published::Unchanged => (Outcome::Unchanged, "UNCHANGED"),
             };
             let bucket = env.config.bucket_name(&env.config.tools.region);
             let values =
                 BTreeMap::from([("Bucket".to_string(), bucket), ("Key".to_string(), targets::TARGETS_KEY.to_string())]);
-            Ok((status.into(), values, None))
+            Ok(ActionDone::new(outcome, status, values))
         }
         Action::LocalSite { reference, tag } => {
             let docker = Docker::connect().await?;
@@ -138,7 +162,8 @@ pub async fn run(
                 container_port: env.config.service.container_port,
             };
             let (running, note) = site::ensure_serving(&docker, &spec, &env.printer).await?;
-            Ok((format!("SERVING {}", running.version), BTreeMap::from([("Url".to_string(), running.url)]), note))
+            let outputs = BTreeMap::from([("Url".to_string(), running.url)]);
+            Ok(ActionDone::new(Outcome::Serving, format!("SERVING {}", running.version), outputs).note(note))
         }
         Action::Upload { file, bucket, object_key, kms_key_arn } => {
             let file = file.resolve(plan, outputs)?;
@@ -146,10 +171,13 @@ pub async fn run(
             let s3 = env.aws.s3(&step.account, &step.region).await?;
             let (bucket, key) = (bucket.resolve(plan, outputs)?, object_key.resolve(plan, outputs)?);
             let uploaded = artifacts::put_once(&s3, &bucket, &key, body, &kms_key_arn.resolve(plan, outputs)?).await?;
-            let status =
-                if uploaded.uploaded { format!("UPLOADED {} bytes", uploaded.bytes) } else { "ALREADY THERE".into() };
+            let (outcome, status) = match uploaded.uploaded {
+                true => (Outcome::Uploaded, format!("UPLOADED {} bytes", uploaded.bytes)),
+                false => (Outcome::Unchanged, "ALREADY THERE".to_string()),
+            };
             let note = uploaded.replaced.map(|why| format!("s3://{bucket}/{key} was uploaded again: {why}"));
-            Ok((status, BTreeMap::from([("Bucket".to_string(), bucket), ("Key".to_string(), key)]), note))
+            let outputs = BTreeMap::from([("Bucket".to_string(), bucket), ("Key".to_string(), key)]);
+            Ok(ActionDone::new(outcome, status, outputs).note(note))
         }
     }
 }
@@ -160,7 +188,7 @@ fn short(digest: &str) -> &str {
 }
 
 /// Builds the Lambda's zip on a blocking thread (cargo runs for minutes the first time).
-async fn build_lambda(env: &Env) -> Result<ActionOutcome> {
+async fn build_lambda(env: &Env) -> Result<ActionDone> {
     let ctx = Ctx { root: env.root.clone(), printer: env.printer.clone() };
     let package = tokio::task::spawn_blocking(move || lambda::build(&ctx)).await??;
     let outputs = BTreeMap::from([
@@ -168,32 +196,31 @@ async fn build_lambda(env: &Env) -> Result<ActionOutcome> {
         ("Sha256".to_string(), package.sha256.clone()),
         ("ObjectKey".to_string(), package.s3_key.clone()),
     ]);
-    Ok((format!("BUILT {} bytes", package.zip_size), outputs, None))
+    Ok(ActionDone::new(Outcome::Built, format!("BUILT {} bytes", package.zip_size), outputs))
 }
 
 /// A multi-Region key's replica keeps the primary's id, so its ARN in this region is known; this
 /// checks that the key really is there and enabled.
-async fn check_replica(step: &Step, env: &Env, key_arn: &str) -> Result<ActionOutcome> {
+async fn check_replica(step: &Step, env: &Env, key_arn: &str) -> Result<ActionDone> {
     let kms = env.aws.kms(&step.account, &step.region).await?;
     let outputs = BTreeMap::from([("KeyArn".to_string(), key_arn.to_string())]);
     match kms.describe_key().key_id(key_arn).send().await {
         Ok(reply) => {
             let state = reply.key_metadata().and_then(|key| key.key_state()).map(|state| state.as_str().to_string());
             match state.as_deref() {
-                Some("Enabled") => Ok(("ENABLED".into(), outputs, None)),
+                Some("Enabled") => Ok(ActionDone::new(Outcome::Checked, "ENABLED", outputs)),
                 other => {
                     bail!("the key replica {key_arn} is {} instead of Enabled", other.unwrap_or("in an unknown state"))
                 }
             }
         }
-        Err(error) if env.aws.is_local() && error.code() == Some("NotFoundException") => Ok((
-            "EMULATOR_GAP".into(),
-            outputs,
-            Some(format!(
+        Err(error) if env.aws.is_local() && error.code() == Some("NotFoundException") => {
+            let note = format!(
                 "{} uses the derived key ARN {key_arn} (no replica on the emulator; on AWS a missing one fails here)",
                 step.region
-            )),
-        )),
+            );
+            Ok(ActionDone::new(Outcome::EmulatorGap, "EMULATOR_GAP", outputs).note(Some(note)))
+        }
         Err(error) => Err(error).aws(&kms).with_context(|| {
             format!("the replica {key_arn} of the multi-Region key is missing or unreadable in {}", step.region)
         }),
@@ -202,13 +229,7 @@ async fn check_replica(step: &Step, env: &Env, key_arn: &str) -> Result<ActionOu
 
 /// Waits until the service runs as many tasks as it wants, with no deployment in flight (see
 /// [`settled`]).
-async fn wait_service(
-    step: &Step,
-    env: &Env,
-    cluster: &str,
-    service: &str,
-    progress: &Progress,
-) -> Result<ActionOutcome> {
+async fn wait_service(step: &Step, env: &Env, cluster: &str, service: &str, progress: &Progress) -> Result<ActionDone> {
     let ecs = env.aws.ecs(&step.account, &step.region).await?;
     let deadline = Instant::now() + env.timeout;
     loop {
@@ -232,12 +253,12 @@ async fn wait_service(
                 "the emulator records {service} with {desired} desired tasks but runs none ({} pending); the local site container stands in",
                 found.pending_count()
             );
-            return Ok((format!("{desired} DESIRED"), outputs, Some(note)));
+            return Ok(ActionDone::new(Outcome::EmulatorGap, format!("{desired} DESIRED"), outputs).note(Some(note)));
         }
         let waiting = match settled(found) {
             Settled::Done => {
                 let outputs = BTreeMap::from([("RunningCount".to_string(), running.to_string())]);
-                return Ok((format!("{running}/{desired} RUNNING"), outputs, None));
+                return Ok(ActionDone::new(Outcome::Checked, format!("{running}/{desired} RUNNING"), outputs));
             }
             Settled::Failed(why) => bail!(
                 "the deployment of service {service} failed: {why}; its events: `aws ecs describe-services --cluster {cluster} --services {service}`"
@@ -314,7 +335,7 @@ fn settled(service: &aws_sdk_ecs::types::Service) -> Settled {
 /// On AWS the step fails when no attempt got a 200 within [`Patience::AWS`]: a load balancer that
 /// never answered, or answered only errors, is not a deployed site. Locally it asks once; the
 /// emulator's load balancers have no address (a declared emulator gap, see [`site_verdict`]).
-async fn check_site(env: &Env, dns_name: &str, progress: &Progress) -> Result<ActionOutcome> {
+async fn check_site(env: &Env, dns_name: &str, progress: &Progress) -> Result<ActionDone> {
     let url = format!("http://{dns_name}/healthz");
     let local = env.aws.is_local();
     let patience = if local { Patience::ONCE } else { Patience::AWS };
@@ -375,11 +396,11 @@ async fn probe_until_ok(url: &str, patience: Patience, progress: &Progress) -> R
 /// other than 200 fails too, but an address that does not resolve or answer is the emulator's
 /// gap (its load balancers have no address; the local site container is checked instead) and
 /// becomes a note.
-fn site_verdict(dns_name: &str, app: &str, probed: Result<(), SiteMisses>, local: bool) -> Result<ActionOutcome> {
+fn site_verdict(dns_name: &str, app: &str, probed: Result<(), SiteMisses>, local: bool) -> Result<ActionDone> {
     let misses = match probed {
         Ok(()) => {
             let outputs = BTreeMap::from([("Url".to_string(), format!("http://{dns_name}/"))]);
-            return Ok(("HTTP 200".into(), outputs, None));
+            return Ok(ActionDone::new(Outcome::Checked, "HTTP 200", outputs));
         }
         Err(misses) => misses,
     };
@@ -390,7 +411,7 @@ fn site_verdict(dns_name: &str, app: &str, probed: Result<(), SiteMisses>, local
             "{} is not reachable from here ({kind}: {}): the emulator's load balancers have no address",
             misses.url, misses.last
         );
-        return Ok(("UNREACHABLE".into(), BTreeMap::new(), Some(note)));
+        return Ok(ActionDone::new(Outcome::EmulatorGap, "UNREACHABLE", BTreeMap::new()).note(Some(note)));
     }
     bail!(
         "{misses}; see why the load balancer's targets are unhealthy: `aws elbv2 describe-target-health --target-group-arn <the {app}-blue or {app}-green target group>` and the service's events: `aws ecs describe-services --cluster {app} --services {app}`"
@@ -651,9 +672,9 @@ mod tests {
         let error = site_verdict("alb", "web", Err(misses), false).unwrap_err().to_string();
         assert!(error.contains("never answered HTTP 200"), "{error}");
         let local = probe(&url).await;
-        let (status, _, note) = site_verdict("alb", "web", local, true).unwrap();
-        assert_eq!(status, "UNREACHABLE");
-        assert!(note.is_some_and(|note| note.contains("connection refused")));
+        let done = site_verdict("alb", "web", local, true).unwrap();
+        assert_eq!((done.outcome, done.status.as_str()), (Outcome::EmulatorGap, "UNREACHABLE"));
+        assert!(done.note.is_some_and(|note| note.contains("connection refused")));
     }
 
     #[tokio::test]
@@ -678,7 +699,8 @@ mod tests {
             let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         });
         let probed = probe(&format!("http://{address}/healthz")).await;
-        let (status, outputs, note) = site_verdict("alb", "web", probed, false).unwrap();
-        assert_eq!((status.as_str(), outputs["Url"].as_str(), note), ("HTTP 200", "http://alb/", None));
+        let done = site_verdict("alb", "web", probed, false).unwrap();
+        assert_eq!(done.outcome, Outcome::Checked);
+        assert_eq!((done.status.as_str(), done.outputs["Url"].as_str(), done.note), ("HTTP 200", "http://alb/", None));
     }
 }

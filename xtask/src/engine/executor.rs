@@ -120,51 +120,58 @@ pub async fn execute(plan: Arc<Plan>, env: Arc<Env>, concurrency: usize) -> Vec<
 }
 
 fn succeeded(action: Action) -> bool {
-    matches!(action, Action::Created | Action::Updated | Action::Unchanged | Action::EmulatorGap)
+    action.succeeded()
 }
 
 async fn run_step(plan: &Plan, env: &Env, outputs: &Mutex<Outputs>, id: StepId) -> StepResult {
     let step = &plan.steps[id];
     let clock = Instant::now();
     let place = format!("{} ({}/{})", step.id, step.account, step.region);
-    let (verb, outcome) =
-        match &step.kind {
-            StepKind::Stack(stack) if env.aws.is_local() && stack.emulator_gap.is_some() => {
-                let note = format!("{} not deployed locally: {}", step.id, stack.emulator_gap.unwrap_or_default());
-                let progress = env.printer.progress("Skipping", &place);
-                let done = Done {
-                    action: Action::EmulatorGap,
-                    status: "NOT_DEPLOYED".into(),
-                    outputs: BTreeMap::new(),
-                    note: Some(note),
-                    emulator_gaps: Vec::new(),
-                };
-                (progress, Ok(done))
-            }
-            StepKind::Stack(_) => {
-                let progress = env.printer.progress("Deploying", &place);
-                let outcome = deploy_stack(plan, env, outputs, id, &progress).await;
-                (progress, outcome)
-            }
-            StepKind::Action(action) => {
-                let progress = env.printer.progress("Running", format!("{place}: {}", action.describe()));
-                let snapshot = outputs.lock().expect("outputs").clone();
-                let outcome =
-                    actions::run(action, step, plan, env, &snapshot, &progress).await.map(|(status, outputs, note)| {
-                        Done { action: Action::Unchanged, status, outputs, note, emulator_gaps: Vec::new() }
-                    });
-                (progress, outcome)
-            }
-        };
+    let (verb, outcome) = match &step.kind {
+        StepKind::Stack(stack) if env.aws.is_local() && stack.emulator_gap.is_some() => {
+            let note = format!("{} not deployed locally: {}", step.id, stack.emulator_gap.unwrap_or_default());
+            let progress = env.printer.progress("Skipping", &place);
+            let done = Done {
+                action: Action::EmulatorGap,
+                status: "NOT_DEPLOYED".into(),
+                outputs: BTreeMap::new(),
+                note: Some(note),
+                emulator_gaps: Vec::new(),
+            };
+            (progress, Ok(done))
+        }
+        StepKind::Stack(_) => {
+            let progress = env.printer.progress("Deploying", &place);
+            let outcome = deploy_stack(plan, env, outputs, id, &progress).await;
+            (progress, outcome)
+        }
+        StepKind::Action(action) => {
+            let progress = env.printer.progress("Running", format!("{place}: {}", action.describe()));
+            let snapshot = outputs.lock().expect("outputs").clone();
+            let outcome = actions::run(action, step, plan, env, &snapshot, &progress).await.map(|done| Done {
+                action: done.outcome,
+                status: done.status,
+                outputs: done.outputs,
+                note: done.note,
+                emulator_gaps: Vec::new(),
+            });
+            (progress, outcome)
+        }
+    };
     let seconds = clock.elapsed().as_secs_f64();
     match outcome {
         Ok(Done { action, status, outputs: values, note, emulator_gaps }) => {
             outputs.lock().expect("outputs").insert(id, values.clone());
             let word = match (&step.kind, action) {
-                (StepKind::Action(_), _) => "Done",
-                (_, Action::EmulatorGap) => "Skipped",
+                (StepKind::Stack(_), Action::EmulatorGap) => "Skipped",
+                (StepKind::Action(_), Action::EmulatorGap) => "Gap",
                 (_, Action::Created) => "Created",
                 (_, Action::Updated) => "Updated",
+                (_, Action::Built) => "Built",
+                (_, Action::Pushed) => "Pushed",
+                (_, Action::Uploaded) => "Uploaded",
+                (_, Action::Checked) => "Checked",
+                (_, Action::Serving) => "Serving",
                 _ => "Unchanged",
             };
             verb.finish(word, format!("{place} in {seconds:.1}s"));
@@ -216,7 +223,7 @@ async fn deploy_stack(
         request(plan, env, &snapshot, id)?
     };
     let client = env.aws.cloudformation(&step.account, &step.region).await?;
-    let stacks = Stacks::new(client.clone(), env.timeout);
+    let stacks = Stacks::new(client.clone(), env.timeout).against_emulator(env.aws.is_local());
     let deployed = stacks
         .deploy(&request, env.method, progress)
         .await

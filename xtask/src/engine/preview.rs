@@ -57,7 +57,7 @@ pub async fn preview(plan: &Plan, env: &Env) -> Result<Vec<StackPreview>> {
             StepKind::Action(Action::BuildLambda) => {
                 // A local build, nothing remote: it tells whether the function's code would change.
                 let progress = env.printer.progress("Building", "the gitflow Lambda to compare its code");
-                let (_, values, _) = actions::run(&Action::BuildLambda, step, plan, env, &outputs, &progress).await?;
+                let values = actions::run(&Action::BuildLambda, step, plan, env, &outputs, &progress).await?.outputs;
                 progress.finish("Built", "the gitflow Lambda");
                 outputs.insert(id, values);
                 continue;

@@ -32,8 +32,9 @@ pub const HASH_TAG: &str = "gbg:config-hash";
 pub enum Method {
     /// Create a change set, inspect it, execute it (the default on AWS).
     ChangeSet,
-    /// CreateStack / UpdateStack (the default locally: the emulator drops the outputs of stacks
-    /// made by an executed change set).
+    /// CreateStack / UpdateStack (the default locally: the emulator's executed change sets leave
+    /// the stack without its outputs, so a local change-set deploy sends each stack twice, see
+    /// `EMULATOR_CHANGE_SET`).
     Direct,
 }
 
@@ -105,23 +106,39 @@ impl StackRequest {
     }
 }
 
-/// What happened to a stack.
+/// What happened to a stack, or to another step of a plan (the `action` of `--json`'s rows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     Created,
     Updated,
+    /// Nothing to do: the stack, object or image was already as asked.
     Unchanged,
     Failed,
     Deleted,
     /// Not attempted because a step it depends on failed.
     Skipped,
-    /// Not deployed locally because the emulator cannot create what it holds (said in a note);
-    /// the steps after it go on.
+    /// Not done, or not provable, because the emulator records without running (no replica key,
+    /// no task, no load balancer address; said in a note); the steps after it go on.
     EmulatorGap,
+    /// An image or package built.
+    Built,
+    /// An image pushed to a registry.
+    Pushed,
+    /// Objects written to a bucket.
+    Uploaded,
+    /// A check that passed against what AWS holds (a key, a service, the site, digests).
+    Checked,
+    /// The local site container serves the version.
+    Serving,
 }
 
 impl Action {
+    /// Whether the steps after this one may go on.
+    pub fn succeeded(self) -> bool {
+        !matches!(self, Action::Failed | Action::Skipped | Action::Deleted)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Created => "created",
@@ -131,6 +148,11 @@ impl Action {
             Action::Deleted => "deleted",
             Action::Skipped => "skipped",
             Action::EmulatorGap => "emulator-gap",
+            Action::Built => "built",
+            Action::Pushed => "pushed",
+            Action::Uploaded => "uploaded",
+            Action::Checked => "checked",
+            Action::Serving => "serving",
         }
     }
 }
@@ -216,11 +238,27 @@ pub struct Stacks {
     pub client: Client,
     /// How long one operation may take before we give up waiting.
     pub timeout: Duration,
+    /// The client talks to the local emulator, whose executed change sets need a second send
+    /// (`EMULATOR_CHANGE_SET`).
+    pub emulator: bool,
 }
+
+/// What a local deploy through a change set says about the emulator (moto 5's
+/// `execute_change_set` and `ChangeSet.diff`): it creates or updates the resources but leaves the
+/// stack's recorded template, parameters, tags and outputs as they were (a created stack has no
+/// outputs at all), and its change sets list no change when only parameters differ. AWS applies
+/// all of it with the change set ("Updating stacks using change sets", AWS CloudFormation User
+/// Guide, https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-changesets.html).
+pub const EMULATOR_CHANGE_SET: &str = "emulator gap: moto's ExecuteChangeSet does not record the template, parameters, tags or outputs on the stack, and its change sets list no change for a parameter-only update; the same template and parameters were sent again with UpdateStack so the stack holds what AWS would";
 
 impl Stacks {
     pub fn new(client: Client, timeout: Duration) -> Stacks {
-        Stacks { client, timeout }
+        Stacks { client, timeout, emulator: false }
+    }
+
+    /// The same, talking to the local emulator when `emulator` is true.
+    pub fn against_emulator(self, emulator: bool) -> Stacks {
+        Stacks { emulator, ..self }
     }
 
     /// The stack named `name`, or `None` when it does not exist (or is deleted).
@@ -279,6 +317,12 @@ impl Stacks {
             Method::Direct => self.send_direct(request, exists, progress).await,
             Method::ChangeSet => self.send_change_set(request, exists, progress).await,
         };
+        let sent = match sent {
+            Ok(true) if method == Method::ChangeSet && self.emulator => {
+                self.send_again_to_emulator(request, progress).await.map(|()| true)
+            }
+            other => other,
+        };
         let changed = match sent {
             Ok(changed) => changed,
             Err(error) => {
@@ -305,8 +349,26 @@ impl Stacks {
             };
             return Err(StackFailed { stack: request.name.clone(), status: state.status, root_cause }.into());
         }
+        if method == Method::ChangeSet && self.emulator {
+            note = Some(match note {
+                Some(note) => format!("{note}; {EMULATOR_CHANGE_SET}"),
+                None => EMULATOR_CHANGE_SET.to_string(),
+            });
+        }
         let action = if exists { Action::Updated } else { Action::Created };
         Ok(Deployed { action, status: state.status, outputs: state.outputs, note })
+    }
+
+    /// Against the emulator, after its change set ran (or listed nothing for a request whose hash
+    /// differs): the same request once more through UpdateStack, which moto applies to the
+    /// stack's record (`EMULATOR_CHANGE_SET`).
+    async fn send_again_to_emulator(&self, request: &StackRequest, progress: &Progress) -> Result<()> {
+        let state = self.wait_stable(&request.name, progress).await?;
+        if !matches!(state.status.as_str(), "CREATE_COMPLETE" | "UPDATE_COMPLETE") {
+            bail!("the change set left the stack in {}", state.status);
+        }
+        progress.update("UpdateStack (the emulator's change sets leave the stack's outputs as they were)");
+        self.send_direct(request, true, progress).await.map(|_| ())
     }
 
     /// CreateStack or UpdateStack. Returns false when there was nothing to update.
@@ -350,12 +412,13 @@ impl Stacks {
     async fn send_change_set(&self, request: &StackRequest, exists: bool, progress: &Progress) -> Result<bool> {
         let change_set = self.create_change_set(request, exists, progress).await?;
         let Some(change_set) = change_set else {
-            return Ok(false);
+            // moto answers a parameter-only update with "no changes" (EMULATOR_CHANGE_SET).
+            return Ok(self.emulator && exists);
         };
         let changes = self.change_set_changes(&request.name, &change_set).await?;
         if changes.is_empty() {
             self.delete_change_set(&request.name, &change_set).await;
-            return Ok(false);
+            return Ok(self.emulator && exists);
         }
         progress.update(format!("ExecuteChangeSet ({} changes)", changes.len()));
         self.client

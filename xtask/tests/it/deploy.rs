@@ -234,6 +234,104 @@ async fn the_default_topology_deploys_whole_and_converges() {
     assert!(repositories.repositories().is_empty(), "{:?}", repositories.repositories());
 }
 
+/// The change-set method, AWS's default, over the whole topology against the emulator: every
+/// stack created through CreateChangeSet/ExecuteChangeSet with its outputs wired onwards, a second
+/// deploy that sends nothing (the first "no changes" form: the stack's hash tag matches, so no
+/// change set is even created), and a parameter-only change going out as an update. Each stack
+/// says in its row what the emulator lacks and how the deploy worked around it
+/// (`EMULATOR_CHANGE_SET`: moto records neither outputs nor parameters after ExecuteChangeSet, and
+/// lists no change for a parameter-only update). CloudFormation's own "no changes" answers (an
+/// API error, a FAILED change set) are covered in `stack.rs`'s tests.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_change_set_method_deploys_the_topology_and_declares_the_emulators_gaps() {
+    let moto = Moto::start();
+    let scratch = Scratch::new("deploy-change-set");
+    let config = write_config(&scratch, moto.port, |text| text);
+    let deploy =
+        |config: &Path| run(&scratch, config, &["deploy", "--image", IMAGE, "--method", "change-set", "--json"]);
+
+    let first = deploy(&config);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let created = actions(&summary(&first));
+    assert_eq!(created.len(), 25, "{created:?}");
+    for (name, account, region, action) in &created {
+        let expected = if name == "web-key-replica" { "emulator-gap" } else { "created" };
+        assert_eq!(action, expected, "{name} in {account}/{region}");
+    }
+    let steps = summary(&first)["steps"].as_array().expect("step rows").clone();
+    let declared = steps
+        .iter()
+        .filter(|step| step["action"] == "created")
+        .filter(|step| step["detail"].as_str().unwrap_or_default() == xtask::engine::stack::EMULATOR_CHANGE_SET)
+        .count();
+    assert_eq!(declared, 24, "each stack made through a change set declares the emulator's gap: {steps:?}");
+    // The steps that are not stacks report what really happened: against the emulator, what it
+    // only records (no replica key, no running task, no load balancer address) is a gap, never ok.
+    let outcome = |prefix: &str| -> std::collections::BTreeSet<String> {
+        steps
+            .iter()
+            .filter(|step| step["id"].as_str().unwrap_or_default().starts_with(prefix))
+            .map(|step| step["action"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    for (prefix, expected) in [
+        ("key-replica-check@", "emulator-gap"),
+        ("service-ready@", "emulator-gap"),
+        ("site-check@", "emulator-gap"),
+        ("release-targets", "uploaded"),
+    ] {
+        assert_eq!(outcome(prefix), std::collections::BTreeSet::from([expected.to_string()]), "{prefix}: {steps:?}");
+    }
+    assert!(stderr(&first).contains("moto's ExecuteChangeSet does not record"), "{}", stderr(&first));
+
+    // The outputs moto drops after ExecuteChangeSet are there, and wired across accounts.
+    let (_, aws) = aws(&config, &moto).await;
+    let key_id = outputs(&aws, "111111111111", "ap-south-1", "web-key").await["KeyId"].clone();
+    let release = parameters(&aws, "333333333333", "eu-central-1", "web-release").await;
+    assert_eq!(release["ArtifactKeyArn"], format!("arn:aws:kms:eu-central-1:111111111111:key/{key_id}"));
+    let network = outputs(&aws, "444444444444", "us-east-1", "web-network").await;
+    assert_eq!(parameters(&aws, "444444444444", "us-east-1", "web-alb").await["VpcId"], network["VpcId"]);
+    let cloudformation = aws.cloudformation("222222222222", "ap-south-1").await.unwrap();
+    let change_sets = |client: aws_sdk_cloudformation::Client| async move {
+        client.list_change_sets().stack_name("web-service").send().await.unwrap().summaries().len()
+    };
+    let made = change_sets(cloudformation.clone()).await;
+    assert!(made >= 1, "the service stack was made through a change set");
+
+    let second = deploy(&config);
+    assert!(second.status.success(), "{}", stderr(&second));
+    for (name, account, region, action) in actions(&summary(&second)) {
+        let expected = if name == "web-key-replica" { "emulator-gap" } else { "unchanged" };
+        assert_eq!(action, expected, "{name} in {account}/{region}");
+    }
+    assert_eq!(change_sets(cloudformation.clone()).await, made, "an unchanged stack gets no change set");
+
+    let scaled = write_config(&scratch, moto.port, |text| format!("{text}\n[service]\ndesired_count = 3\n"));
+    let third = deploy(&scaled);
+    assert!(third.status.success(), "{}", stderr(&third));
+    for (name, account, region, action) in actions(&summary(&third)) {
+        let expected = match name.as_str() {
+            "web-service" => "updated",
+            "web-key-replica" => "emulator-gap",
+            _ => "unchanged",
+        };
+        assert_eq!(action, expected, "{name} in {account}/{region}");
+    }
+    assert!(change_sets(cloudformation).await > made, "the update went through a change set");
+    for (account, region) in [("222222222222", "ap-south-1"), ("444444444444", "us-east-1")] {
+        assert_eq!(parameters(&aws, account, region, "web-service").await["DesiredCount"], "3");
+    }
+    let fourth = deploy(&scaled);
+    assert!(fourth.status.success(), "{}", stderr(&fourth));
+    assert!(
+        actions(&summary(&fourth))
+            .iter()
+            .all(|(name, _, _, action)| action == "unchanged" || name == "web-key-replica"),
+        "{}",
+        stderr(&fourth)
+    );
+}
+
 /// The topology lock, once the first deploy made its bucket: another operator's lock refuses a
 /// deploy (at once, or after `--lock-wait`), `lock status` names the holder, only `lock break`
 /// removes it, and a deploy takes the lock and gives it back.
