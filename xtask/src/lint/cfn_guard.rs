@@ -61,12 +61,7 @@ pub fn run(bin: &Path, rules: &Path, templates: &[&Template]) -> Result<Vec<Find
     // 0: every rule passed or did not apply; 19: some rule failed. Anything else is an error of
     // the run, which the report does not describe.
     if !matches!(output.status.code(), Some(0 | 19)) {
-        bail!(
-            "cfn-guard failed (exit {:?}) on the rules in {}: {}",
-            output.status.code(),
-            rules.display(),
-            stderr.trim()
-        );
+        bail!("cfn-guard failed ({}) on the rules in {}: {}", output.status, rules.display(), stderr.trim());
     }
     let reports = parse(&stdout).with_context(|| format!("reading cfn-guard's report: {}", stderr.trim()))?;
 

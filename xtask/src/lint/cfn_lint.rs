@@ -32,11 +32,7 @@ pub fn run(venv: &Venv, files: &[PathBuf], regions: &[String]) -> Result<Vec<Fin
     })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     parse(&stdout).with_context(|| {
-        format!(
-            "reading cfn-lint's report (exit {:?}): {}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )
+        format!("reading cfn-lint's report ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim())
     })
 }
 

@@ -43,8 +43,8 @@ pub fn run(venv: &Venv, files: &[PathBuf]) -> Result<Report> {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
         format!(
-            "reading checkov's report (exit {:?}): {}",
-            output.status.code(),
+            "reading checkov's report ({}): {}",
+            output.status,
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         )
     })
