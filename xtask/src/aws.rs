@@ -18,6 +18,7 @@
 //!
 //! Credentials are never printed: identities are shown by account and ARN only.
 
+pub mod connect;
 pub mod error;
 pub mod record;
 #[cfg(test)]
@@ -35,6 +36,7 @@ use futures_util::future::try_join_all;
 
 use crate::config::{Access, Config, DEFAULT_ROLE};
 use crate::output::Printer;
+pub use connect::{connect, connect_as};
 pub use error::{AwsError, AwsResultExt, Placed};
 pub use record::Recorder;
 

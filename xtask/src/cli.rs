@@ -157,15 +157,7 @@ impl fmt::Display for ReleaseId {
     }
 }
 
-/// A switch also set from the environment (`--local` by `GBG_LOCAL`): the words clap's
-/// `BoolishValueParser` takes, with a message that lists them.
-pub fn boolish(text: &str) -> Result<bool, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "y" | "t" | "on" => Ok(true),
-        "0" | "false" | "no" | "n" | "f" | "off" | "" => Ok(false),
-        _ => Err("expected 1, true, yes or on (set), or 0, false, no or off (unset)".to_string()),
-    }
-}
+pub use crate::config::boolish;
 
 /// A git revision as `--ref` takes it. Only its form is checked here (git would read a leading
 /// `-` as an option); whether the repository has it is checked before the rehearsal starts.

@@ -37,7 +37,7 @@ pub struct Target {
     pub config: PathBuf,
     /// Run against the local stack (AWS emulator and Docker registries on 127.0.0.1) instead of AWS;
     /// also set by GBG_LOCAL=1 (how the pipeline rehearsal's build reaches the local stack).
-    #[arg(long, env = "GBG_LOCAL", value_parser = crate::cli::boolish)]
+    #[arg(long, env = "GBG_LOCAL", value_parser = boolish)]
     pub local: bool,
 }
 
@@ -409,6 +409,16 @@ impl fmt::Display for Invalid {
             writeln!(formatter, "{}", self.describe(problem))?;
         }
         write!(formatter, "{}", self.summary())
+    }
+}
+
+/// A switch also set from the environment (`--local` by `GBG_LOCAL`): the words clap's
+/// `BoolishValueParser` takes, with a message that lists them.
+pub fn boolish(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "y" | "t" | "on" => Ok(true),
+        "0" | "false" | "no" | "n" | "f" | "off" | "" => Ok(false),
+        _ => Err("expected 1, true, yes or on (set), or 0, false, no or off (unset)".to_string()),
     }
 }
 

@@ -12,10 +12,11 @@ pub mod moto;
 pub mod registry;
 pub mod site;
 
+pub use daemon::PartStatus;
+
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use serde::Serialize;
 
 use crate::Ctx;
 use crate::cli::ImageTag;
@@ -82,21 +83,6 @@ pub struct StatusArgs {
     /// Print the parts as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-}
-
-/// One running piece of the local stack: a row of `local status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PartStatus {
-    /// `site`, `emulator`, `registry`.
-    pub part: String,
-    /// The container or process name.
-    pub name: String,
-    /// `healthy`, `running`, `exited`, ...
-    pub state: String,
-    /// Where it answers, when it does.
-    pub url: Option<String>,
-    /// What it runs (image, version, region).
-    pub detail: String,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {

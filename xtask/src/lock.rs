@@ -6,7 +6,6 @@ use anyhow::Result;
 
 use crate::Ctx;
 use crate::config::Target;
-use crate::engine::session;
 use crate::topology_lock::{self, LOCK_KEY};
 
 /// Arguments of `cargo xtask lock`.
@@ -40,7 +39,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         Command::Break(args) => (true, args),
     };
     let config = args.target.load(&ctx.root)?;
-    let aws = session::connect(ctx, &config, args.target.local, false).await?;
+    let aws = crate::aws::connect(ctx, &config, args.target.local, false).await?;
     let Some(place) = topology_lock::place(&aws, &config).await? else {
         ctx.printer.status("Free", "no artifact bucket yet, so no lock: nothing is deployed");
         if args.json {

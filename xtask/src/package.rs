@@ -58,7 +58,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         .into());
     }
     let principal = if args.as_build { Principal::Build } else { Principal::Operator };
-    let (config, aws) = release_files::connect_as(ctx, &args.target, principal).await?;
+    let (config, aws) = crate::aws::connect::target_as(ctx, &args.target, principal).await?;
     let images = match &args.image_digest {
         Some(digest) => {
             let version = match args.image_version {

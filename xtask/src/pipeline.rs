@@ -222,7 +222,7 @@ async fn rehearse(ctx: &Ctx, args: RunArgs) -> Result<()> {
         )
         .into());
     }
-    let aws = crate::engine::session::connect(ctx, &config, true, false).await?;
+    let aws = crate::aws::connect(ctx, &config, true, false).await?;
     let pipeline = definition::pipeline(&ctx.root, &aws, &config).await?;
     let tools_config = aws.sdk_config(&config.tools.account, &config.tools.region).await?;
     let call_log = call_log_path(&config);

@@ -6,7 +6,6 @@ use anyhow::Result;
 
 use crate::Ctx;
 use crate::config::Target;
-use crate::engine::session;
 use crate::output::table;
 use crate::release_files;
 
@@ -22,7 +21,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let config = args.target.load(&ctx.root)?;
-    let aws = session::connect(ctx, &config, args.target.local, true).await?;
+    let aws = crate::aws::connect(ctx, &config, args.target.local, true).await?;
     let published = release_files::publish_image(ctx, &aws, &config).await?;
     let (image, pushes, digest) = (&published.built, &published.pushes, &published.images.digest);
     let mut rows = vec![["WORKLOAD", "ACCOUNT", "REGION", "IMAGE", "LAYERS SENT"].map(String::from).to_vec()];

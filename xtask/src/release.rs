@@ -120,7 +120,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     };
     check_flags(&args, via)?;
     let follow = args.wait.follow();
-    let (config, aws) = release_files::connect(ctx, &args.target).await?;
+    let (config, aws) = crate::aws::connect::target(ctx, &args.target).await?;
     // Before anything is pushed, uploaded or started: the verification only reads.
     if args.verify {
         preflight::run(&ctx.printer, &ctx.root, &aws, &config, false).await?;

@@ -36,29 +36,14 @@ use crate::Ctx;
 use crate::archive::{self, Entry};
 use crate::artifacts;
 use crate::aws::error::one_line;
-use crate::aws::{Aws, AwsError, Principal};
-use crate::config::{Config, Target, Workload};
+use crate::aws::{Aws, AwsError};
+use crate::config::{Config, Workload};
 use crate::output::Printer;
 use crate::publish::{self, Pushed};
 use crate::site_image::{self, BuiltImage};
 use manifest::{Artifact, History, Manifest};
 use render::{Rendered, ServiceFacts, Vars};
 pub use targets::Targets;
-
-/// Reads the config and reaches its accounts as an operator: locally through the emulator
-/// (started if it is not running), checking every account's identity first, as `deploy` does.
-pub async fn connect(ctx: &Ctx, target: &Target) -> Result<(Config, Aws)> {
-    connect_as(ctx, target, Principal::Operator).await
-}
-
-/// [`connect`] as `principal`: the pipeline's build reaches the tools account alone, and prints
-/// the identity it runs as (the build role in CodeBuild).
-pub async fn connect_as(ctx: &Ctx, target: &Target, principal: Principal) -> Result<(Config, Aws)> {
-    let config = target.load(&ctx.root)?;
-    let show = principal == Principal::Build;
-    let aws = crate::engine::session::connect_as(ctx, &config, target.local, principal, show).await?;
-    Ok((config, aws))
-}
 
 /// The image a release deploys: one build, pushed to every workload's registry under one digest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -82,7 +82,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     // The workload is checked against the config before any account is reached.
     let config = args.target.load(&ctx.root)?;
     let workload = cli::workload(&config, "workload", &args.workload)?;
-    let aws = crate::engine::session::connect(ctx, &config, args.target.local, false).await?;
+    let aws = crate::aws::connect(ctx, &config, args.target.local, false).await?;
     // The history is read, a deployment made and the history written back: under the topology
     // lock, so a release or another rollback cannot interleave.
     let lock = match args.dry_run {

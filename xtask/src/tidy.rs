@@ -11,7 +11,8 @@
 //!   parameters and pseudo parameters;
 //! - in the xtask, an AWS SDK call's error reaches the user only as an [`AwsError`] (`.aws(&client)`
 //!   or `AwsError::from_call`), never flattened by `?`, `.context` or `.map_err` straight from the
-//!   `SdkError`, and never through the SDK's `DisplayErrorContext` (which ends in a debug dump).
+//!   `SdkError`, and never through the SDK's `DisplayErrorContext` (which ends in a debug dump);
+//! - the xtask's modules import only downward, with no import circle ([`layers`]).
 //!
 //! [`AwsError`]: crate::aws::AwsError
 
@@ -23,6 +24,8 @@ use crate::Ctx;
 use crate::config::{Config, REGIONS};
 use crate::engine::topology::{self, Inputs};
 use crate::template::{self, Template};
+
+pub mod layers;
 
 /// Arguments of `cargo xtask tidy`.
 #[derive(clap::Args, Debug)]
@@ -72,10 +75,15 @@ pub async fn run(ctx: &Ctx, _args: Args) -> Result<()> {
 /// Runs every check over the tree at `root`.
 pub fn checks(root: &Path) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
+    let mut xtask = Vec::new();
     for path in files(root, &["rs"])? {
         let text = std::fs::read_to_string(root.join(&path))?;
         problems.extend(check_rust(&path, &text));
+        if let Ok(inside) = path.strip_prefix("xtask/src") {
+            xtask.push((inside.to_path_buf(), text));
+        }
     }
+    problems.extend(layers::check(&xtask));
     let templates = root.join("cfn");
     if templates.is_dir() {
         let deployed = deployed_templates(root)?;

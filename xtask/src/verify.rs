@@ -61,7 +61,7 @@ struct Local<'a> {
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let config = args.target.load(&ctx.root)?;
     if !args.target.local {
-        let aws = match crate::engine::session::connect(ctx, &config, false, true).await {
+        let aws = match crate::aws::connect(ctx, &config, false, true).await {
             Ok(aws) => aws,
             Err(error) => {
                 ctx.printer.error(one_line(&error));
@@ -70,7 +70,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
         };
         return preflight::run(&ctx.printer, &ctx.root, &aws, &config, args.json).await;
     }
-    let aws = crate::engine::session::connect(ctx, &config, true, false).await?;
+    let aws = crate::aws::connect(ctx, &config, true, false).await?;
     let policies = Policies::read(&ctx.root, &aws, &config).await?;
     // The recorded calls, if any: right after `deploy --local` there are none yet, and the map is
     // still proven; the code's own calls need a rehearsal (or `--calls`).

@@ -45,7 +45,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let principal = if args.as_build { Principal::Build } else { Principal::Operator };
-    let (config, aws) = release_files::connect_as(ctx, &args.target, principal).await?;
+    let (config, aws) = crate::aws::connect::target_as(ctx, &args.target, principal).await?;
     let manifest = match (&args.release, &args.manifest) {
         (Some(id), _) => {
             let region = &config.tools.region;

@@ -12,13 +12,12 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::Ctx;
-use crate::aws::{self, Aws, Endpoint, Principal};
+use crate::aws::connect;
 use crate::config::{Config, Target};
 use crate::engine::executor::Env;
 use crate::engine::stack::Method;
 use crate::engine::topology::{self, Index, Inputs};
 use crate::engine::{Plan, prepare};
-use crate::local::moto;
 
 /// How long one stack operation may take on AWS (an ECS service with NAT and ALB can take 20
 /// minutes) and on the emulator (synchronous: anything long is stuck).
@@ -51,34 +50,6 @@ pub async fn open(
 ) -> Result<Session> {
     let config = target.load(&ctx.root)?;
     open_config(ctx, config, target.local, inputs, options).await
-}
-
-/// Reaches `config`'s accounts: locally through the emulator (started if it is not running).
-/// Every account's identity is checked first (and printed with `show_identities`), so a missing
-/// credential fails before any change.
-pub async fn connect(ctx: &Ctx, config: &Config, local: bool, show_identities: bool) -> Result<Aws> {
-    connect_as(ctx, config, local, Principal::Operator, show_identities).await
-}
-
-/// [`connect`] as `principal` (`aws.rs`): the pipeline's build reaches the tools account alone.
-pub async fn connect_as(
-    ctx: &Ctx,
-    config: &Config,
-    local: bool,
-    principal: Principal,
-    show_identities: bool,
-) -> Result<Aws> {
-    let endpoint = if local {
-        Endpoint::Local(moto::ensure(&ctx.printer, config.local.emulator_port)?.url)
-    } else {
-        Endpoint::Aws
-    };
-    let aws = Aws::new_as(config, endpoint, principal).await;
-    let identities = aws.identities(config).await?;
-    if show_identities {
-        aws::print_identities(&ctx.printer, &identities);
-    }
-    Ok(aws)
 }
 
 /// [`open`] with a config already loaded.

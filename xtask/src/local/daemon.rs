@@ -12,9 +12,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result};
+use serde::Serialize;
 use xshell::{Shell, cmd};
 
 use crate::project;
+
+/// One running piece of the local stack: a row of `local status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PartStatus {
+    /// `site`, `emulator`, `registry`.
+    pub part: String,
+    /// The container or process name.
+    pub name: String,
+    /// `healthy`, `running`, `exited`, ...
+    pub state: String,
+    /// Where it answers, when it does.
+    pub url: Option<String>,
+    /// What it runs (image, version, region).
+    pub detail: String,
+}
 
 /// Where the local stack keeps its state: `GBG_LOCAL_DIR`, else `target/local`. Tests point it at
 /// a temporary folder so that parallel runs never share state.

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::docker::{ContainerFacts, ContainerSpec, Docker, PortInUse};
 use crate::http;
-use crate::local::PartStatus;
+use crate::local::daemon::PartStatus;
 use crate::output::Printer;
 use crate::site_image::LABEL_APP;
 
