@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use xtask::output::{Exit, Printer, Usage, Verbosity};
+use xtask::output::{ColorChoice, Exit, Printer, Usage, Verbosity};
 use xtask::*;
 
 /// Build, lint, deploy and release Global Blue/Green.
@@ -22,6 +22,9 @@ struct Cli {
     /// Print detail lines too.
     #[arg(long, short, global = true)]
     verbose: bool,
+    /// Colour on stderr: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    color: ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,7 +83,7 @@ fn main() -> ExitCode {
         (_, true) => Verbosity::Verbose,
         _ => Verbosity::Normal,
     };
-    let ctx = Ctx { root: project::root(), printer: Printer::new(verbosity) };
+    let ctx = Ctx { root: project::root(), printer: Printer::with_color(verbosity, cli.color) };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

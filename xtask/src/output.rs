@@ -11,7 +11,7 @@
 
 use std::fmt::Display;
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use console::Style;
@@ -58,6 +58,16 @@ impl Usage {
     }
 }
 
+/// `--color`: when the human output on stderr is coloured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set (https://no-color.org) or `CI` is.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
 /// The one printer of the process. Cheap to clone; clones share the live progress area.
 #[derive(Clone)]
 pub struct Printer {
@@ -69,21 +79,41 @@ struct Inner {
     /// Live progress lines are drawn only when stderr is a terminal.
     multi: Option<MultiProgress>,
     color: bool,
+    /// Where the lines go instead of stderr: a buffer a test reads ([`Printer::buffer`]).
+    sink: Option<Arc<Mutex<Vec<u8>>>>,
 }
 
 impl Printer {
-    /// A printer for this process: live lines and colour only when stderr is a terminal and
-    /// `NO_COLOR` is unset.
+    /// A printer for this process: live lines only when stderr is a terminal (and `CI` is unset),
+    /// colour as `--color` says.
     pub fn new(verbosity: Verbosity) -> Printer {
+        Printer::with_color(verbosity, ColorChoice::Auto)
+    }
+
+    /// [`Printer::new`] with an explicit `--color`.
+    pub fn with_color(verbosity: Verbosity, choice: ColorChoice) -> Printer {
         let term = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
-        let color = term && std::env::var_os("NO_COLOR").is_none();
+        let color = match choice {
+            ColorChoice::Auto => term && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty()),
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+        };
         let multi = term.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Printer { inner: Arc::new(Inner { verbosity, multi, color }) }
+        Printer { inner: Arc::new(Inner { verbosity, multi, color, sink: None }) }
     }
 
     /// A printer that never draws live lines; for tests and for nested runs.
     pub fn plain(verbosity: Verbosity) -> Printer {
-        Printer { inner: Arc::new(Inner { verbosity, multi: None, color: false }) }
+        Printer { inner: Arc::new(Inner { verbosity, multi: None, color: false, sink: None }) }
+    }
+
+    /// A plain printer writing its lines into the returned buffer instead of stderr (as cargo's
+    /// `Shell::from_write`), so a test can read what a user would see.
+    pub fn buffer(verbosity: Verbosity) -> (Printer, Buffer) {
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        let printer =
+            Printer { inner: Arc::new(Inner { verbosity, multi: None, color: false, sink: Some(sink.clone()) }) };
+        (printer, Buffer(sink))
     }
 
     pub fn verbosity(&self) -> Verbosity {
@@ -170,9 +200,14 @@ impl Printer {
     }
 
     fn line(&self, text: &str) {
-        match &self.inner.multi {
-            Some(multi) => multi.suspend(|| eprintln!("{text}")),
-            None => eprintln!("{text}"),
+        match (&self.inner.sink, &self.inner.multi) {
+            (Some(sink), _) => {
+                let mut sink = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                sink.extend_from_slice(text.as_bytes());
+                sink.push(b'\n');
+            }
+            (None, Some(multi)) => multi.suspend(|| eprintln!("{text}")),
+            (None, None) => eprintln!("{text}"),
         }
     }
 
@@ -191,6 +226,18 @@ impl Printer {
 
     fn cyan(&self) -> Style {
         Style::new().cyan().bold()
+    }
+}
+
+/// What a [`Printer::buffer`] printer wrote.
+#[derive(Clone)]
+pub struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Buffer {
+    /// Everything written so far.
+    pub fn contents(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 

@@ -141,3 +141,69 @@ impl Summary {
         self.stacks.iter().any(|stack| step.id.starts_with(&format!("{}@", stack.name)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::gaps::EmulatorGap;
+    use crate::output::Verbosity;
+
+    fn step(id: &str, action: Action, status: &str, detail: Option<&str>) -> StepRow {
+        StepRow {
+            id: id.into(),
+            account: "111111111111".into(),
+            region: "ap-south-1".into(),
+            action,
+            status: status.into(),
+            detail: detail.map(str::to_string),
+            seconds: 1.25,
+        }
+    }
+
+    /// What a user reads at the end of a run, captured through the printer's buffer: the stack
+    /// table with its gaps column, the other steps by what they did, the notes, the failures last.
+    #[test]
+    fn the_summary_shows_gaps_outcomes_and_failures() {
+        let gap = EmulatorGap {
+            logical_id: "Repository".into(),
+            kind: "AWS::CodeCommit::Repository".into(),
+            stand_in: Some("api".into()),
+        };
+        let summary = Summary {
+            stacks: vec![StackRow {
+                name: "web-source".into(),
+                account: "111111111111".into(),
+                region: "ap-south-1".into(),
+                status: "CREATE_COMPLETE".into(),
+                action: "created".into(),
+                emulator_gaps: vec![gap],
+            }],
+            steps: vec![
+                step("web-source@ap-south-1", Action::Created, "CREATE_COMPLETE", None),
+                step("image-build", Action::Built, "BUILT web:1a2b", None),
+                step("service-ready@india", Action::EmulatorGap, "2 DESIRED", Some("the emulator runs no task")),
+                step("image-push@india", Action::Failed, "FAILED", Some("the registry refused the push")),
+            ],
+            site: None,
+        };
+        let (printer, buffer) = Printer::buffer(Verbosity::Normal);
+        summary.print(&printer);
+        let text = buffer.contents();
+        assert!(text.contains("EMULATOR GAPS"), "{text}");
+        assert!(text.contains("web-source  111111111111  ap-south-1  created  CREATE_COMPLETE  1.2s  1"), "{text}");
+        assert!(text.contains("Repository (AWS::CodeCommit::Repository, stand-in: api)"), "{text}");
+        assert!(text.contains("image-build          111111111111  ap-south-1  BUILT web:1a2b"), "{text}");
+        assert!(text.contains("note: the emulator runs no task"), "{text}");
+        assert!(
+            text.contains("error: image-push@india (111111111111/ap-south-1): the registry refused the push"),
+            "{text}"
+        );
+        assert!(text.contains("1 step failed, 0 skipped"), "{text}");
+        assert_eq!(summary.failed(), 1);
+
+        let (quiet, buffer) = Printer::buffer(Verbosity::Quiet);
+        summary.print(&quiet);
+        let text = buffer.contents();
+        assert!(!text.contains("EMULATOR GAPS") && text.contains("error: image-push@india"), "{text}");
+    }
+}

@@ -117,6 +117,7 @@ const CASES: &[Case] = &[
     case(&["deploy", "--dry-run", "--verify"], &["--dry-run", "--verify", "cannot be used with"]),
     case(&["deploy", "--concurency", "4"], &["--concurency", "--concurrency"]),
     case(&["deploi"], &["'deploi'", "'deploy'"]),
+    case(&["status", "--color", "purple"], &["'purple'", "--color", "auto, always, never"]),
     // the config path, for every command that reads it
     case(&["deploy", "--config", "missing.toml"], &["missing.toml: file: cannot read it", "pass --config PATH"]),
     case(
