@@ -95,7 +95,33 @@ pub struct WorkloadDeployment {
     pub status: String,
     /// The failure's cause, or a note worth reading.
     pub detail: Option<String>,
+    /// How following it ended.
+    pub outcome: Ending,
     pub ok: bool,
+}
+
+/// How following a deployment or a pipeline execution ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ending {
+    Succeeded,
+    /// Failed, stopped, superseded or cancelled, or a call failed: the status and detail say which.
+    Failed,
+    /// Still going when the wait ran out (`--timeout`); it goes on.
+    TimedOut,
+    /// Started and not followed (`--no-wait`).
+    NotFollowed,
+    /// The emulator records it and never runs it: nothing is proven.
+    EmulatorGap,
+    /// Not started: a dry run, or an earlier wave failed.
+    NotStarted,
+}
+
+/// The status, detail and ending of one followed deployment.
+struct Followed {
+    status: String,
+    detail: Option<String>,
+    ending: Ending,
 }
 
 /// Deploys `manifest` wave by wave; see the module docs. Returns one row per workload of the
@@ -136,6 +162,7 @@ pub async fn deploy_waves(
                     Ok(row) => row,
                     Err(error) => WorkloadDeployment {
                         detail: Some(one_line(&error)),
+                        outcome: Ending::Failed,
                         ..row(workload, wave, manifest, "ERROR", false)
                     },
                 }
@@ -143,7 +170,12 @@ pub async fn deploy_waves(
         });
         let results = join_all(deployments).await;
         for result in &results {
-            let verb = if dry_run { "Planned" } else { "Deployed" };
+            let verb = match (dry_run, result.outcome) {
+                (true, _) => "Planned",
+                (false, Ending::EmulatorGap) => "Recorded",
+                (false, Ending::NotFollowed) => "Started",
+                (false, _) => "Deployed",
+            };
             match (&result.ok, &result.detail) {
                 (true, _) => {
                     printer.status(verb, format!("{} ({}): {}", result.workload, result.region, result.status))
@@ -176,6 +208,7 @@ fn row(workload: &Workload, wave: u32, manifest: &Manifest, status: &str, ok: bo
         deployment_id: None,
         status: status.to_string(),
         detail: None,
+        outcome: Ending::NotStarted,
         ok,
     }
 }
@@ -224,10 +257,11 @@ pub async fn deploy_workload(
     result.task_definition = Some(arn.clone());
     printer.status("Started", format!("deployment {id} of {} ({}) with {arn}", workload.name, workload.region));
     result.deployment_id = Some(id.clone());
-    let (status, detail, ok) = follow_deployment(&codedeploy, aws.is_local(), &id, workload, follow, printer).await?;
-    result.status = status;
-    result.detail = detail;
-    result.ok = ok;
+    let followed = follow_deployment(&codedeploy, aws.is_local(), &id, workload, follow, printer).await?;
+    result.status = followed.status;
+    result.detail = followed.detail;
+    result.ok = !matches!(followed.ending, Ending::Failed | Ending::TimedOut);
+    result.outcome = followed.ending;
     Ok(result)
 }
 
@@ -285,7 +319,7 @@ pub async fn register_and_deploy(
 }
 
 /// Polls a deployment until it ends, printing each lifecycle event as it changes. Returns the
-/// last status, a detail, and whether it succeeded (or, locally, was recorded).
+/// last status, a detail, and how it ended (locally: recorded, an emulator gap).
 async fn follow_deployment(
     codedeploy: &aws_sdk_codedeploy::Client,
     local: bool,
@@ -293,8 +327,10 @@ async fn follow_deployment(
     workload: &Workload,
     follow: Follow,
     printer: &Printer,
-) -> Result<(String, Option<String>, bool)> {
+) -> Result<Followed> {
     let deadline = Instant::now() + follow.timeout;
+    let ended =
+        |status: &str, detail: Option<String>, ending: Ending| Followed { status: status.to_string(), detail, ending };
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     let mut events_unreadable = false;
     loop {
@@ -311,7 +347,7 @@ async fn follow_deployment(
             let note = format!(
                 "the emulator records deployment {id} as {status} and never runs it (no task set, no traffic shift); on AWS this waits for Succeeded"
             );
-            return Ok((status, Some(note), true));
+            return Ok(ended(&status, Some(note), Ending::EmulatorGap));
         }
         // The lifecycle lines are progress, not the outcome: an unreadable target is said once and
         // the deployment's own status still decides.
@@ -335,7 +371,7 @@ async fn follow_deployment(
             Err(_) => {}
         }
         match info.status() {
-            Some(DeploymentStatus::Succeeded) => return Ok((status, None, true)),
+            Some(DeploymentStatus::Succeeded) => return Ok(ended(&status, None, Ending::Succeeded)),
             Some(DeploymentStatus::Failed | DeploymentStatus::Stopped) => {
                 let cause = info
                     .error_information()
@@ -351,12 +387,12 @@ async fn follow_deployment(
                     "{cause}; CodeDeploy rolls traffic back to blue; see `aws deploy get-deployment --deployment-id {id} --region {}`",
                     workload.region
                 );
-                return Ok((status, Some(detail), false));
+                return Ok(ended(&status, Some(detail), Ending::Failed));
             }
             _ => {}
         }
         if !follow.wait {
-            return Ok((status, Some("not followed (--no-wait)".into()), true));
+            return Ok(ended(&status, Some("not followed (--no-wait)".into()), Ending::NotFollowed));
         }
         if Instant::now() > deadline {
             let detail = format!(
@@ -364,7 +400,7 @@ async fn follow_deployment(
                 follow.timeout.as_secs() / 60,
                 workload.region
             );
-            return Ok((status, Some(detail), false));
+            return Ok(ended(&status, Some(detail), Ending::TimedOut));
         }
         tokio::time::sleep(follow.interval).await;
     }
@@ -407,6 +443,8 @@ pub struct PipelineRun {
     pub execution_id: String,
     pub status: String,
     pub detail: Option<String>,
+    /// How following it ended.
+    pub outcome: Ending,
     pub ok: bool,
 }
 
@@ -444,21 +482,22 @@ pub async fn start_pipeline(aws: &Aws, config: &Config, follow: Follow, printer:
             last = status.clone();
         }
         let summary = execution.status_summary().map(|summary| summary.to_string());
-        let run = |ok: bool, detail: Option<String>| PipelineRun {
+        let run = |ok: bool, detail: Option<String>, outcome: Ending| PipelineRun {
             pipeline: name.clone(),
             execution_id: execution_id.clone(),
             status: status.clone(),
             detail,
+            outcome,
             ok,
         };
         if aws.is_local() {
             let note = format!(
                 "the emulator records execution {execution_id} as {status} at once and runs no stage (no build, no deployment)"
             );
-            return Ok(run(status == "Succeeded", Some(note)));
+            return Ok(run(status == "Succeeded", Some(note), Ending::EmulatorGap));
         }
         match execution.status() {
-            Some(PipelineExecutionStatus::Succeeded) => return Ok(run(true, summary)),
+            Some(PipelineExecutionStatus::Succeeded) => return Ok(run(true, summary, Ending::Succeeded)),
             Some(
                 PipelineExecutionStatus::Failed
                 | PipelineExecutionStatus::Stopped
@@ -466,17 +505,17 @@ pub async fn start_pipeline(aws: &Aws, config: &Config, follow: Follow, printer:
                 | PipelineExecutionStatus::Cancelled,
             ) => {
                 let detail = summary.unwrap_or_else(|| "see the execution in the console (link above)".into());
-                return Ok(run(false, Some(detail)));
+                return Ok(run(false, Some(detail), Ending::Failed));
             }
             _ => {}
         }
         if !follow.wait {
-            return Ok(run(true, Some("not followed (--no-wait)".into())));
+            return Ok(run(true, Some("not followed (--no-wait)".into()), Ending::NotFollowed));
         }
         if Instant::now() > deadline {
             let detail =
                 format!("still {status} after {} minutes; it goes on (link above)", follow.timeout.as_secs() / 60);
-            return Ok(run(false, Some(detail)));
+            return Ok(run(false, Some(detail), Ending::TimedOut));
         }
         tokio::time::sleep(follow.interval).await;
     }

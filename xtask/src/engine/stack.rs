@@ -495,17 +495,10 @@ impl Stacks {
 
     async fn change_set_changes(&self, stack: &str, change_set: &str) -> Result<Vec<Change>> {
         let mut changes = Vec::new();
-        let mut token = None;
-        loop {
-            let reply = self
-                .client
-                .describe_change_set()
-                .stack_name(stack)
-                .change_set_name(change_set)
-                .set_next_token(token)
-                .send()
-                .await
-                .aws(&self.client)?;
+        let mut pages =
+            self.client.describe_change_set().stack_name(stack).change_set_name(change_set).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let reply = page.aws(&self.client)?;
             for change in reply.changes() {
                 let Some(resource) = change.resource_change() else { continue };
                 changes.push(Change {
@@ -515,11 +508,8 @@ impl Stacks {
                     replacement: resource.replacement().map(Replacement::as_str).map(str::to_string),
                 });
             }
-            token = reply.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(changes);
-            }
         }
+        Ok(changes)
     }
 
     async fn delete_change_set(&self, stack: &str, change_set: &str) {
@@ -613,6 +603,8 @@ impl Stacks {
     /// Later failures ("Resource creation cancelled") are consequences and come after it.
     pub async fn root_cause(&self, name: &str, since: &DateTime) -> Result<String> {
         let mut failures = Vec::new();
+        // By hand: this SDK's DescribeStackEvents has no paginator, and the walk stops at the
+        // first event older than `since` rather than reading the stack's whole history.
         let mut token = None;
         'pages: loop {
             let reply = match self.client.describe_stack_events().stack_name(name).set_next_token(token).send().await {

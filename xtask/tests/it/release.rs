@@ -109,6 +109,9 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
         .map(|row| (row["workload"].as_str().unwrap(), row["status"].as_str().unwrap()))
         .collect();
     assert_eq!(statuses, [("india", "ERROR"), ("europe", "NOT STARTED"), ("us", "NOT STARTED")]);
+    let outcomes: Vec<&str> =
+        result["deployments"].as_array().unwrap().iter().map(|row| row["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["failed", "not-started", "not-started"]);
     assert!(failed.stderr.contains("india (ap-south-1)"), "{}", failed.stderr);
     for workload in [europe, us] {
         assert!(
@@ -128,6 +131,7 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
         assert_eq!(row["workload"], workload.name.as_str());
         assert_eq!(row["ok"], true, "{row}");
         assert_eq!(row["status"], "Created", "the emulator records, never runs: {row}");
+        assert_eq!(row["outcome"], "emulator-gap", "a recorded deployment proves nothing: {row}");
         let id = row["deployment_id"].as_str().unwrap();
         assert_eq!(deployments(&aws, &config, workload).await, [id]);
         let (task_definition, image, time) = deployed(&aws, workload, id).await;
