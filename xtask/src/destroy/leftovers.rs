@@ -75,6 +75,20 @@ impl Kind {
         matches!(self, Kind::LoadBalancer | Kind::TargetGroup | Kind::LogGroup)
     }
 
+    /// The IAM actions looking for a resource of this kind needs on AWS: each is on the access
+    /// map for the operator's destroy (`access/map.rs`; a test here holds them together). The
+    /// deletions of [`remove`] run against the emulator only.
+    pub fn looked_for_with(self) -> &'static [&'static str] {
+        match self {
+            Kind::LoadBalancer => &["elasticloadbalancing:DescribeLoadBalancers"],
+            Kind::TargetGroup => &["elasticloadbalancing:DescribeTargetGroups"],
+            Kind::LogGroup => &["logs:DescribeLogGroups"],
+            Kind::Repository => &["ecr:DescribeRepositories", "ecr:ListImages"],
+            // HeadBucket is authorized as s3:ListBucket (its API reference, cited below).
+            Kind::Bucket => &["s3:ListBucket"],
+        }
+    }
+
     /// The command that removes a resource of this kind with physical id `id` in `region`.
     fn removal(self, id: &str, region: &str) -> String {
         match self {
@@ -336,13 +350,25 @@ pub async fn still_there(aws: &Aws, account: &str, region: &str, resources: &[Re
     for resource in resources {
         let Some(kind) = Kind::of(&resource.resource_type) else { continue };
         let id = resource.physical_id.as_str();
-        let found = match kind {
-            Kind::LoadBalancer => load_balancer_exists(&aws.elbv2(account, region).await?, id).await?.then_some(None),
-            Kind::TargetGroup => target_group_exists(&aws.elbv2(account, region).await?, id).await?.then_some(None),
-            Kind::LogGroup => log_group_exists(&aws.logs(account, region).await?, id).await?.then_some(None),
-            Kind::Repository => repository_holds(&aws.ecr(account, region).await?, id).await?,
-            Kind::Bucket => bucket_exists(&aws.s3(account, region).await?, id).await?.then_some(None),
-        };
+        let found = async {
+            anyhow::Ok(match kind {
+                Kind::LoadBalancer => {
+                    load_balancer_exists(&aws.elbv2(account, region).await?, id).await?.then_some(None)
+                }
+                Kind::TargetGroup => target_group_exists(&aws.elbv2(account, region).await?, id).await?.then_some(None),
+                Kind::LogGroup => log_group_exists(&aws.logs(account, region).await?, id).await?.then_some(None),
+                Kind::Repository => repository_holds(&aws.ecr(account, region).await?, id).await?,
+                Kind::Bucket => bucket_exists(&aws.s3(account, region).await?, id).await?.then_some(None),
+            })
+        }
+        .await
+        .with_context(|| {
+            format!(
+                "checking that {} is gone in {account}/{region} (the operator needs {})",
+                resource.name(),
+                kind.looked_for_with().join(" and ")
+            )
+        })?;
         if let Some(holds) = found {
             left.push(Left { resource: resource.clone(), kind, holds });
         }
@@ -629,6 +655,30 @@ mod tests {
         assert!(dependency_fix("PublicSubnetA DELETE_FAILED: DependencyViolation", &vpc, "r").is_some());
         assert_eq!(dependency_fix("Vpc DELETE_FAILED: Access Denied", &vpc, "r"), None);
         assert_eq!(dependency_fix("DependencyViolation", &[], "r"), None, "no VPC in the stack");
+    }
+
+    #[test]
+    fn every_call_of_the_check_is_on_the_access_map_for_the_operators_destroy() {
+        use crate::access::map::tests::{config, policies};
+        let config = config();
+        let map = crate::access::map::entries(&config, &policies(&config)).unwrap();
+        let destroy = |action: &str, account: &str| {
+            map.iter().any(|entry| {
+                entry.actor == format!("the operator's `cargo xtask destroy` in {account}")
+                    && entry.principal == crate::access::map::OPERATOR
+                    && entry.action == action
+            })
+        };
+        for account in ["111111111111", "222222222222", "333333333333"] {
+            assert!(destroy("cloudformation:DescribeStackResources", account), "{account}");
+            assert!(destroy("logs:DescribeLogGroups", account), "{account}");
+        }
+        for (_, kind) in KINDS {
+            let account = if kind == Kind::Bucket { "111111111111" } else { "333333333333" };
+            for action in kind.looked_for_with() {
+                assert!(destroy(action, account), "{action} of {kind:?} in {account} is not on the map");
+            }
+        }
     }
 
     #[test]
