@@ -523,6 +523,29 @@ mod tests {
     }
     use crate::aws::replay::{Replay, config, replay};
 
+    #[test]
+    fn a_failed_deletion_of_a_vpc_stack_on_a_dependency_carries_the_network_interfaces_fix() {
+        let vpc = leftovers::Resource {
+            logical_id: "Vpc".into(),
+            resource_type: "AWS::EC2::VPC".into(),
+            physical_id: "vpc-0bb2".into(),
+            retained: false,
+        };
+        let failed = |cause: &str| -> anyhow::Error {
+            StackFailed { stack: "web-network".into(), status: "DELETE_FAILED".into(), root_cause: cause.into() }.into()
+        };
+        let error = with_dependency_fix(
+            failed("PublicSubnetA (AWS::EC2::Subnet) DELETE_FAILED: DependencyViolation"),
+            std::slice::from_ref(&vpc),
+            "eu-central-1",
+        );
+        let (status, cause) = StepResult::failure(&error, "DELETE_FAILED");
+        assert_eq!(status, "DELETE_FAILED");
+        assert!(cause.starts_with("PublicSubnetA (AWS::EC2::Subnet) DELETE_FAILED: DependencyViolation; network interfaces still use VPC vpc-0bb2"), "{cause}");
+        let other = with_dependency_fix(failed("Vpc DELETE_FAILED: Access Denied"), &[vpc], "eu-central-1");
+        assert_eq!(StepResult::failure(&other, "DELETE_FAILED").1, "Vpc DELETE_FAILED: Access Denied");
+    }
+
     /// ListObjectVersions' answer with one version and one delete marker, in the shape of AWS's
     /// documented example (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html).
     const LISTED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>

@@ -232,13 +232,19 @@ pub fn classify(
                 commands.join("; ")
             ),
             Deletion::Dropped { cause } => {
-                let mut what = names.clone();
-                what.extend(unchecked.iter().map(|resource| format!("{resource}, not checked")));
-                let remove =
-                    if commands.is_empty() { String::new() } else { format!(" Remove them: {};", commands.join("; ")) };
+                let found = match names.is_empty() {
+                    true => String::new(),
+                    false => format!(" Still there: {}; remove them: {}.", names.join(", "), commands.join("; ")),
+                };
+                let unknown = match unchecked.is_empty() {
+                    true => String::new(),
+                    false => format!(
+                        " Not checked (no API here looks for their types): {}; look for them in the console (the stack's name is in their tags) and delete what is left.",
+                        unchecked.join(", ")
+                    ),
+                };
                 format!(
-                    "the deletion of stack {stack} failed ({cause}) and the stack is gone, so CloudFormation no longer tracks what it left in {place}: {}.{remove} delete the rest in the console (look for the stack's name in their tags){kept_tail}",
-                    what.join(", ")
+                    "the deletion of stack {stack} failed ({cause}) and the stack is gone, so CloudFormation no longer tracks what it left in {place}.{found}{unknown}{kept_tail}"
                 )
             }
         };
@@ -266,10 +272,15 @@ pub fn classify(
             removed.join(", ")
         ));
     }
-    let mut staying: Vec<String> = stays.iter().map(named).collect();
-    staying.extend(unchecked.iter().map(|resource| format!("{resource}, not checked")));
+    let staying: Vec<String> = stays.iter().map(named).collect();
     if !staying.is_empty() {
         parts.push(format!("left in the emulator until `cargo xtask local down`: {}", staying.join(", ")));
+    }
+    if !unchecked.is_empty() {
+        parts.push(format!(
+            "possibly left in the emulator until `cargo xtask local down` (not checked: no API here looks for their types): {}",
+            unchecked.join(", ")
+        ));
     }
     let complete = staying.is_empty() && matches!(deletion, Deletion::Complete);
     Verdict::EmulatorGap {
@@ -637,12 +648,15 @@ mod tests {
             note.contains("dropped the stack's record on a failed deletion (DependencyViolation: route table) and kept what it could not delete"),
             "{note}"
         );
-        assert!(note.contains("until `cargo xtask local down`: Vpc (AWS::EC2::VPC), not checked"), "{note}");
+        assert!(
+            note.contains("possibly left in the emulator until `cargo xtask local down` (not checked: no API here looks for their types): Vpc (AWS::EC2::VPC)"),
+            "{note}"
+        );
         assert!(!note.contains("FlowLogGroup"), "the log group was checked and is gone: {note}");
         let verdict = classify("web-network", "222222222222/ap-south-1", &resources, &[], &dropped, false);
         let Verdict::Failed { detail } = verdict else { panic!("{verdict:?}") };
         assert!(detail.contains("failed (DependencyViolation: route table) and the stack is gone"), "{detail}");
-        assert!(detail.contains("Vpc (AWS::EC2::VPC), not checked"), "{detail}");
+        assert!(detail.contains("Not checked (no API here looks for their types): Vpc (AWS::EC2::VPC)"), "{detail}");
     }
 
     #[test]
