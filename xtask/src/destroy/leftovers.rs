@@ -265,10 +265,12 @@ pub fn classify(
             }
         )),
     }
-    if !remove.is_empty() {
+    if remove.len() == leftovers.len() && !remove.is_empty() {
+        parts.push("destroy deleted them through their APIs so that the next deploy can create them again".into());
+    } else if !remove.is_empty() {
         let removed: Vec<String> = remove.iter().map(|item| item.resource.name()).collect();
         parts.push(format!(
-            "deleted through their APIs so that the next deploy can create them again: {}",
+            "destroy deleted {} through their APIs so that the next deploy can create them again",
             removed.join(", ")
         ));
     }
@@ -620,7 +622,10 @@ mod tests {
             note.starts_with("web-alb (333333333333/eu-central-1): moto's CloudFormation deleted the stack but left target group web-blue (BlueTargetGroup)"),
             "{note}"
         );
-        assert!(note.contains("deleted through their APIs so that the next deploy can create them again: target group web-blue (BlueTargetGroup)"), "{note}");
+        assert!(
+            note.contains("; destroy deleted target group web-blue (BlueTargetGroup) through their APIs so that the next deploy can create them again"),
+            "{note}"
+        );
         assert!(
             note.contains(
                 "left in the emulator until `cargo xtask local down`: ECR repository web (Repository) with 1 images"
@@ -636,7 +641,8 @@ mod tests {
             &Deletion::Complete,
             true,
         );
-        assert!(matches!(verdict, Verdict::EmulatorGap { complete: true, .. }), "{verdict:?}");
+        let Verdict::EmulatorGap { note, complete: true, .. } = verdict else { panic!("{verdict:?}") };
+        assert!(note.ends_with("left target group web-blue (BlueTargetGroup); destroy deleted them through their APIs so that the next deploy can create them again"), "{note}");
     }
 
     #[test]

@@ -229,7 +229,7 @@ async fn the_default_topology_deploys_whole_and_converges() {
     let detail = alb["detail"].as_str().unwrap_or_default();
     assert!(
         detail.contains("moto's CloudFormation deleted the stack but left target group web-blue (BlueTargetGroup)")
-            && detail.contains("deleted through their APIs so that the next deploy can create them again: target group web-blue (BlueTargetGroup), target group web-green (GreenTargetGroup)"),
+            && detail.contains("left target group web-blue (BlueTargetGroup), target group web-green (GreenTargetGroup); destroy deleted them through their APIs so that the next deploy can create them again"),
         "{alb}"
     );
     let network = row("web-network@", "333333333333");
