@@ -324,6 +324,11 @@ impl Aws {
             .await
     }
 
+    /// CloudWatch Logs (IAM prefix `logs`).
+    pub async fn logs(&self, account: &str, region: &str) -> Result<aws_sdk_cloudwatchlogs::Client> {
+        self.client(account, region, |config, recorder| recorded!(aws_sdk_cloudwatchlogs, config, recorder)).await
+    }
+
     pub async fn codedeploy(&self, account: &str, region: &str) -> Result<aws_sdk_codedeploy::Client> {
         self.client(account, region, |config, recorder| recorded!(aws_sdk_codedeploy, config, recorder)).await
     }

@@ -25,6 +25,9 @@ use crate::engine::topology::Inputs;
 use crate::engine::{Plan, StepId, StepKind};
 use crate::output::Exit;
 use crate::topology_lock::{self, LOCK_KEY, LockArgs};
+use leftovers::{Deletion, Verdict};
+
+mod leftovers;
 
 /// Arguments of `cargo xtask destroy`.
 #[derive(clap::Args)]
@@ -174,26 +177,50 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
                 }
             }
         }
-        if empty && template.ends_with("artifacts.yaml") {
-            delete_artifact_stack(env, step, &stacks, &stack.name, &progress).await?;
-            return anyhow::Ok((Action::Deleted, "DELETE_COMPLETE".to_string(), None));
-        }
-        stacks.delete(&stack.name, &progress).await?;
-        if template.ends_with("alb.yaml") {
-            let left = load_balancing_left(env, &step.account, &step.region, &state.parameters).await?;
-            if !left.is_empty() {
-                return leftovers_of_alb(env, &step.account, &step.region, &stack.name, left).await;
+        // What the stack holds, read before it goes: after the deletion, each is looked for.
+        progress.update("listing its resources");
+        let resources =
+            leftovers::resources(&env.aws, &step.account, &step.region, &stack.name, &env.root.join(&stack.template))
+                .await?;
+        let deleted = match empty && template.ends_with("artifacts.yaml") {
+            true => delete_artifact_stack(env, step, &stacks, &stack.name, &progress).await,
+            false => stacks.delete(&stack.name, &progress).await.map(|_| ()),
+        };
+        let deletion = match deleted {
+            Ok(()) => Deletion::Complete,
+            // A failed deletion that left the stack is an ordinary failure, with the fix for
+            // network interfaces still in its VPC when that is the cause.
+            Err(error) if stacks.describe(&stack.name).await?.is_some() => {
+                return Err(with_dependency_fix(error, &resources, &step.region));
+            }
+            Err(error) => Deletion::Dropped { cause: StepResult::failure(&error, "DELETE_FAILED").1 },
+        };
+        progress.update("looking for what it left");
+        let left = leftovers::still_there(&env.aws, &step.account, &step.region, &resources).await?;
+        let where_ = format!("{}/{}", step.account, step.region);
+        match leftovers::classify(&stack.name, &where_, &resources, &left, &deletion, env.aws.is_local()) {
+            Verdict::Gone { note } => anyhow::Ok((Action::Deleted, "DELETE_COMPLETE".to_string(), note)),
+            Verdict::Failed { detail } => Ok((Action::Failed, LEFT_BEHIND.to_string(), Some(detail))),
+            Verdict::EmulatorGap { remove, note, complete } => {
+                progress.update("deleting what the emulator left");
+                leftovers::remove(&env.aws, &step.account, &step.region, &remove).await?;
+                let status = if complete { "DELETE_COMPLETE" } else { "LEFT_BY_EMULATOR" };
+                Ok((Action::EmulatorGap, status.to_string(), Some(note)))
             }
         }
-        anyhow::Ok((Action::Deleted, "DELETE_COMPLETE".to_string(), None))
     }
     .await;
     let seconds = clock.elapsed().as_secs_f64();
     match outcome {
+        Ok((Action::Failed, status, detail)) => {
+            progress.fail(format!("{place}: {}", detail.as_deref().unwrap_or("left resources behind")));
+            StepResult::new(plan, id, Action::Failed, status, detail, seconds)
+        }
         Ok((action, status, detail)) => {
             let word = match action {
                 Action::Deleted => "Deleted",
                 Action::Skipped => "Kept",
+                Action::EmulatorGap => "Left",
                 _ => "Absent",
             };
             progress.finish(word, format!("{place} in {seconds:.1}s"));
@@ -201,19 +228,25 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
         }
         Err(error) => {
             let (status, cause) = StepResult::failure(&error, "DELETE_FAILED");
-            if env.aws.is_local() && stack.template.ends_with("network.yaml") && cause.contains("DependencyViolation") {
-                // moto has no delete handler for route tables: it drops the stack record and keeps
-                // the VPC. Say so instead of failing; on AWS this path is an ordinary failure.
-                let note = format!(
-                    "{} left in the emulator: moto's CloudFormation cannot delete route tables, so the VPC and subnets stay there until `cargo xtask local down` ({cause})",
-                    step.id
-                );
-                progress.finish("Left", format!("{place}: emulator gap"));
-                return StepResult::new(plan, id, Action::EmulatorGap, "LEFT_BY_EMULATOR", Some(note), seconds);
-            }
             progress.fail(format!("{place}: {cause}"));
             StepResult::new(plan, id, Action::Failed, status, Some(cause), seconds)
         }
+    }
+}
+
+/// The status of a stack that CloudFormation deleted but that left resources behind (on AWS):
+/// never DELETE_COMPLETE.
+const LEFT_BEHIND: &str = "LEFT_BEHIND";
+
+/// `error` (a failed deletion) with the fix for network interfaces still in the stack's VPC, when
+/// its root cause is a dependency (`leftovers::dependency_fix`).
+fn with_dependency_fix(error: anyhow::Error, resources: &[leftovers::Resource], region: &str) -> anyhow::Error {
+    match error.downcast::<StackFailed>() {
+        Ok(failed) => match leftovers::dependency_fix(&failed.root_cause, resources, region) {
+            Some(fix) => StackFailed { root_cause: format!("{}; {fix}", failed.root_cause), ..failed }.into(),
+            None => failed.into(),
+        },
+        Err(error) => error,
     }
 }
 
@@ -228,114 +261,6 @@ async fn scale_to_zero(env: &Env, account: &str, region: &str) -> Result<()> {
         }
         Err(error) => Err(error).aws(&ecs).with_context(|| format!("scaling service {app} to 0 in {account}/{region}")),
     }
-}
-
-/// A load balancer or target group of the alb stack that still exists after the stack's deletion.
-#[derive(Debug)]
-enum Left {
-    LoadBalancer { name: String, arn: String },
-    TargetGroup { name: String, arn: String },
-}
-
-impl Left {
-    fn name(&self) -> String {
-        match self {
-            Left::LoadBalancer { name, .. } => format!("load balancer {name}"),
-            Left::TargetGroup { name, .. } => format!("target group {name}"),
-        }
-    }
-}
-
-/// What of the alb stack (named by its parameters) is still there after CloudFormation deleted
-/// it. On AWS nothing should be: CloudFormation deletes every resource of a stack or the deletion
-/// fails. moto's CloudFormation deletes the stack record and leaves the target groups, and the
-/// next deploy then fails with `DuplicateTargetGroupName`: looked for, by name, after every
-/// deletion of that stack.
-async fn load_balancing_left(
-    env: &Env,
-    account: &str,
-    region: &str,
-    parameters: &BTreeMap<String, String>,
-) -> Result<Vec<Left>> {
-    let elb = env.aws.elbv2(account, region).await?;
-    let mut left = Vec::new();
-    if let Some(name) = parameters.get("LoadBalancerName") {
-        match elb.describe_load_balancers().names(name).send().await {
-            Ok(reply) => left.extend(reply.load_balancers().iter().filter_map(|found| {
-                Some(Left::LoadBalancer { name: name.clone(), arn: found.load_balancer_arn()?.to_string() })
-            })),
-            Err(error)
-                if error.as_service_error().is_some_and(|service| service.is_load_balancer_not_found_exception()) => {}
-            Err(error) => return Err(error).aws(&elb).with_context(|| format!("looking for load balancer {name}")),
-        }
-    }
-    for parameter in ["BlueTargetGroupName", "GreenTargetGroupName"] {
-        let Some(name) = parameters.get(parameter) else { continue };
-        match elb.describe_target_groups().names(name).send().await {
-            Ok(reply) => left.extend(reply.target_groups().iter().filter_map(|found| {
-                Some(Left::TargetGroup { name: name.clone(), arn: found.target_group_arn()?.to_string() })
-            })),
-            Err(error)
-                if error.as_service_error().is_some_and(|service| service.is_target_group_not_found_exception()) => {}
-            Err(error) => return Err(error).aws(&elb).with_context(|| format!("looking for target group {name}")),
-        }
-    }
-    Ok(left)
-}
-
-/// What to do about what the alb stack left: against the emulator, delete it through the ELB API
-/// (the load balancer first, which takes its listeners, then the target groups) and declare the
-/// gap; on AWS, fail the step with the names and the commands that remove them.
-async fn leftovers_of_alb(
-    env: &Env,
-    account: &str,
-    region: &str,
-    stack: &str,
-    left: Vec<Left>,
-) -> Result<(Action, String, Option<String>)> {
-    let names: Vec<String> = left.iter().map(Left::name).collect();
-    if !env.aws.is_local() {
-        let commands: Vec<String> = left
-            .iter()
-            .map(|item| match item {
-                Left::LoadBalancer { arn, .. } => format!("aws elbv2 delete-load-balancer --load-balancer-arn {arn}"),
-                Left::TargetGroup { arn, .. } => format!("aws elbv2 delete-target-group --target-group-arn {arn}"),
-            })
-            .collect();
-        bail!(
-            "stack {stack} is deleted, yet {} still exist in {account}/{region}; a deploy would fail on their names. Remove them: {}",
-            names.join(", "),
-            commands.join("; ")
-        );
-    }
-    let elb = env.aws.elbv2(account, region).await?;
-    let (balancers, groups): (Vec<&Left>, Vec<&Left>) =
-        left.iter().partition(|item| matches!(item, Left::LoadBalancer { .. }));
-    for item in balancers.into_iter().chain(groups) {
-        match item {
-            Left::LoadBalancer { arn, name } => {
-                elb.delete_load_balancer()
-                    .load_balancer_arn(arn)
-                    .send()
-                    .await
-                    .aws(&elb)
-                    .with_context(|| format!("deleting load balancer {name}, left by the emulator"))?;
-            }
-            Left::TargetGroup { arn, name } => {
-                elb.delete_target_group()
-                    .target_group_arn(arn)
-                    .send()
-                    .await
-                    .aws(&elb)
-                    .with_context(|| format!("deleting target group {name}, left by the emulator"))?;
-            }
-        }
-    }
-    let note = format!(
-        "{stack} ({account}/{region}): moto's CloudFormation deleted the stack but left {}; deleted through the ELB API so that the next deploy can create them again",
-        names.join(", ")
-    );
-    Ok((Action::EmulatorGap, "DELETE_COMPLETE".to_string(), Some(note)))
 }
 
 /// How often the artifacts stack is deleted again after a late access log refilled its log bucket.
@@ -570,6 +495,12 @@ fn report_left_behind(ctx: &Ctx, config: &crate::config::Config, results: &[Step
         config.source.repository, config.source.repository
     ));
     ctx.printer.note("the multi-Region key and its replicas are scheduled for deletion in 7 days (KMS's shortest window); `aws kms cancel-key-deletion` keeps them");
+    // What a deleted stack's DeletionPolicy kept (`leftovers.rs`): expected, said once each.
+    for result in results.iter().filter(|result| result.action == Action::Deleted) {
+        if let Some(kept) = &result.detail {
+            ctx.printer.note(kept);
+        }
+    }
     let kept = results.iter().filter(|result| result.action == Action::Skipped).count();
     if kept > 0 && !emptied {
         ctx.printer.note(format!(
@@ -591,6 +522,29 @@ mod tests {
         assert!(!is_bucket_not_empty("ArtifactBucket: Access Denied"));
     }
     use crate::aws::replay::{Replay, config, replay};
+
+    #[test]
+    fn a_failed_deletion_of_a_vpc_stack_on_a_dependency_carries_the_network_interfaces_fix() {
+        let vpc = leftovers::Resource {
+            logical_id: "Vpc".into(),
+            resource_type: "AWS::EC2::VPC".into(),
+            physical_id: "vpc-0bb2".into(),
+            retained: false,
+        };
+        let failed = |cause: &str| -> anyhow::Error {
+            StackFailed { stack: "web-network".into(), status: "DELETE_FAILED".into(), root_cause: cause.into() }.into()
+        };
+        let error = with_dependency_fix(
+            failed("PublicSubnetA (AWS::EC2::Subnet) DELETE_FAILED: DependencyViolation"),
+            std::slice::from_ref(&vpc),
+            "eu-central-1",
+        );
+        let (status, cause) = StepResult::failure(&error, "DELETE_FAILED");
+        assert_eq!(status, "DELETE_FAILED");
+        assert!(cause.starts_with("PublicSubnetA (AWS::EC2::Subnet) DELETE_FAILED: DependencyViolation; network interfaces still use VPC vpc-0bb2"), "{cause}");
+        let other = with_dependency_fix(failed("Vpc DELETE_FAILED: Access Denied"), &[vpc], "eu-central-1");
+        assert_eq!(StepResult::failure(&other, "DELETE_FAILED").1, "Vpc DELETE_FAILED: Access Denied");
+    }
 
     /// ListObjectVersions' answer with one version and one delete marker, in the shape of AWS's
     /// documented example (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html).

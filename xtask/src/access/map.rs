@@ -121,6 +121,15 @@ mod doc {
     pub const KMS_DESCRIBE: &str = "https://docs.aws.amazon.com/kms/latest/APIReference/API_DescribeKey.html";
     pub const LAMBDA_ENV_KMS: &str =
         "https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html";
+    pub const CFN_STACK_RESOURCES: &str =
+        "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackResources.html";
+    pub const LOGS_DESCRIBE: &str =
+        "https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_DescribeLogGroups.html";
+    pub const ECR_DESCRIBE: &str =
+        "https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeRepositories.html";
+    pub const ECR_LIST_IMAGES: &str = "https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ListImages.html";
+    pub const ELB_DESCRIBE: &str =
+        "https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_DescribeTargetGroups.html";
 }
 
 /// Builds entries for one principal.
@@ -339,6 +348,46 @@ pub fn entries(config: &Config, policies: &Policies) -> Result<Vec<Entry>> {
             &[],
             doc::ECR_PUSH,
         );
+    }
+
+    // The operator's destroy (`cargo xtask destroy`, our code) looking for what each stack left
+    // (`destroy/leftovers.rs`): the stack's resources read before its deletion, then each looked
+    // for through its own service. Load balancers and target groups are described with no
+    // resource-level permission ("*"); the buckets are looked up with HeadBucket (s3:ListBucket)
+    // and their bucket policies are proven here.
+    let mut places: Vec<(String, String)> = regions.iter().map(|region| (tools.to_string(), region.clone())).collect();
+    places.extend(config.workloads.iter().map(|workload| (workload.account.clone(), workload.region.clone())));
+    places.sort();
+    places.dedup();
+    for (account, region) in &places {
+        let mut operator = Actor {
+            actor: format!("the operator's `cargo xtask destroy` in {account}"),
+            principal: OPERATOR.into(),
+            principal_account: account.clone(),
+            origin: Origin::Code,
+            entries: &mut entries,
+        };
+        let stacks = format!("arn:aws:cloudformation:{region}:{account}:stack/{app}-*/*");
+        operator.call("cloudformation:DescribeStackResources", &stacks, account, &[], doc::CFN_STACK_RESOURCES);
+        let groups = format!("arn:aws:logs:{region}:{account}:log-group:*");
+        operator.call("logs:DescribeLogGroups", &groups, account, &[], doc::LOGS_DESCRIBE);
+        if account == tools {
+            for bucket in [config.bucket_name(region), config.log_bucket_name(region)] {
+                operator.call("s3:ListBucket", &format!("arn:aws:s3:::{bucket}"), tools, &[], doc::S3_HEAD_BUCKET);
+            }
+        }
+        if config.workloads.iter().any(|workload| &workload.account == account && &workload.region == region) {
+            let registry = format!("arn:aws:ecr:{region}:{account}:repository/{app}");
+            operator.call("ecr:DescribeRepositories", &registry, account, &[], doc::ECR_DESCRIBE);
+            operator.call("ecr:ListImages", &registry, account, &[], doc::ECR_LIST_IMAGES);
+            operator.calls(
+                &["elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups"],
+                "*",
+                "",
+                &[],
+                doc::ELB_DESCRIBE,
+            );
+        }
     }
 
     // The build role: CodeBuild's own calls (logs, artifacts, cache, the validation clone), then
@@ -799,10 +848,10 @@ fn role_name(arn: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn config() -> Config {
+    pub(crate) fn config() -> Config {
         let text = "app = \"web\"\n[tools]\naccount = \"111111111111\"\nregion = \"ap-south-1\"\n\
                     [[workloads]]\nname = \"india\"\naccount = \"222222222222\"\nregion = \"ap-south-1\"\n\
                     [[workloads]]\nname = \"europe\"\naccount = \"333333333333\"\nregion = \"eu-central-1\"\n";
@@ -811,7 +860,7 @@ mod tests {
 
     /// What the deployed stacks give the map: the keys, the roles CloudFormation names, the
     /// release stacks' listener parameters.
-    fn policies(config: &Config) -> Policies {
+    pub(crate) fn policies(config: &Config) -> Policies {
         let mut policies = Policies::default();
         for region in config.regions() {
             policies

@@ -121,7 +121,8 @@ placed!(
     aws_sdk_codecommit,
     aws_sdk_codebuild,
     aws_sdk_elasticloadbalancingv2,
-    aws_sdk_iam
+    aws_sdk_iam,
+    aws_sdk_cloudwatchlogs
 );
 
 impl AwsError {
@@ -295,6 +296,7 @@ fn operation_of<E>() -> (String, String) {
     let service = name.split("::").next().unwrap_or(name).trim_start_matches("aws_sdk_");
     let service = match service {
         "elasticloadbalancingv2" => "elasticloadbalancing",
+        "cloudwatchlogs" => "logs",
         other => other,
     };
     let operation = name.rsplit("::").next().unwrap_or(name).trim_end_matches("Error");
@@ -421,6 +423,10 @@ mod tests {
         assert_eq!(
             operation_of::<aws_sdk_elasticloadbalancingv2::operation::modify_listener::ModifyListenerError>(),
             ("elasticloadbalancing".into(), "ModifyListener".into())
+        );
+        assert_eq!(
+            operation_of::<aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsError>(),
+            ("logs".into(), "DescribeLogGroups".into())
         );
     }
 

@@ -202,9 +202,12 @@ async fn the_default_topology_deploys_whole_and_converges() {
         .count();
     assert_eq!(deployed, 23, "{states}");
 
-    // Teardown: nothing left but what the emulator cannot delete, each said. moto's CloudFormation
-    // leaves the alb stack's target groups behind: destroy finds and removes them (declared), so
-    // that destroy -> deploy -> destroy converges.
+    // Teardown: nothing left but what the emulator cannot delete, each said. Every stack's
+    // resources are read before its deletion and looked for after it (`destroy/leftovers.rs`):
+    // moto's CloudFormation leaves the alb stack's target groups behind (no delete handler), and
+    // destroy finds them by the ARNs the stack listed and removes them (declared), so that
+    // destroy -> deploy -> destroy converges; the network stack's deletion fails on its route
+    // tables and moto drops its record, keeping the VPC: declared, with what was not checked.
     let destroyed = run(&scratch, &scaled, &["destroy", "--force", "--json"]);
     assert!(destroyed.status.success(), "{}", stderr(&destroyed));
     for (name, account, region, action) in actions(&summary(&destroyed)) {
@@ -214,8 +217,33 @@ async fn the_default_topology_deploys_whole_and_converges() {
         };
         assert_eq!(action, expected, "{name} in {account}/{region}");
     }
-    assert!(stderr(&destroyed).contains("cannot delete route tables"), "{}", stderr(&destroyed));
+    let rows = summary(&destroyed)["steps"].as_array().expect("step rows").clone();
+    let row = |id: &str, account: &str| {
+        rows.iter()
+            .find(|row| row["id"].as_str().is_some_and(|found| found.starts_with(id)) && row["account"] == account)
+            .unwrap_or_else(|| panic!("no row {id} in {account}: {rows:?}"))
+            .clone()
+    };
+    let alb = row("web-alb@", "333333333333");
+    assert_eq!(alb["status"], "DELETE_COMPLETE", "{alb}");
+    let detail = alb["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("moto's CloudFormation deleted the stack but left target group web-blue (BlueTargetGroup)")
+            && detail.contains("left target group web-blue (BlueTargetGroup), target group web-green (GreenTargetGroup); destroy deleted them through their APIs so that the next deploy can create them again"),
+        "{alb}"
+    );
+    let network = row("web-network@", "333333333333");
+    assert_eq!(network["status"], "LEFT_BY_EMULATOR", "{network}");
+    let detail = network["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("dropped the stack's record on a failed deletion"), "{network}");
+    assert!(
+        detail.contains("possibly left in the emulator until `cargo xtask local down` (not checked: no API here looks for their types): Vpc (AWS::EC2::VPC)"),
+        "{network}"
+    );
     assert!(stderr(&destroyed).contains("deleted the stack but left target group web-blue"), "{}", stderr(&destroyed));
+    for row in rows.iter().filter(|row| row["action"] == "deleted") {
+        assert_eq!(row["status"], "DELETE_COMPLETE", "{row}");
+    }
     let elb = aws.elbv2("333333333333", "eu-central-1").await.unwrap();
     let groups = elb.describe_target_groups().send().await.unwrap();
     assert!(groups.target_groups().is_empty(), "target groups left: {:?}", groups.target_groups());
