@@ -159,7 +159,7 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
             if !empty {
                 return Ok((
                     Action::Skipped,
-                    state.status,
+                    state.status_text(),
                     Some(
                         "kept: it may hold images or artifacts; run again with --force to empty and delete it"
                             .to_string(),

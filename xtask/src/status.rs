@@ -44,7 +44,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
             name: stack.name.clone(),
             account: step.account.clone(),
             region: step.region.clone(),
-            status: state.as_ref().map(|state| state.status.clone()).unwrap_or_else(|| "NOT_DEPLOYED".into()),
+            status: state.as_ref().map(|state| state.status_text()).unwrap_or_else(|| "NOT_DEPLOYED".into()),
             last_updated: state
                 .and_then(|state| state.last_updated)
                 .and_then(|time| time.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),

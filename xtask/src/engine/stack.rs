@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeAction, ChangeSetStatus, ChangeSetType, Parameter, Replacement, Stack, Tag,
+    Capability, ChangeAction, ChangeSetStatus, ChangeSetType, Parameter, Replacement, Stack, StackStatus, Tag,
 };
 use aws_smithy_types::DateTime;
 use sha2::{Digest, Sha256};
@@ -180,7 +180,8 @@ pub struct StackFailed {
 /// A stack as CloudFormation describes it.
 #[derive(Clone, Debug)]
 pub struct StackState {
-    pub status: String,
+    /// CloudFormation's status, as the SDK's enum (`StackStatus::as_str()` is AWS's word).
+    pub status: StackStatus,
     pub status_reason: Option<String>,
     pub last_updated: Option<DateTime>,
     pub tags: BTreeMap<String, String>,
@@ -191,7 +192,7 @@ pub struct StackState {
 impl StackState {
     fn from_stack(stack: &Stack) -> StackState {
         StackState {
-            status: stack.stack_status().map(|status| status.as_str().to_string()).unwrap_or_default(),
+            status: stack.stack_status().cloned().unwrap_or_else(|| StackStatus::from("UNKNOWN")),
             status_reason: stack.stack_status_reason().map(str::to_string),
             last_updated: stack.last_updated_time().or(stack.creation_time()).cloned(),
             tags: stack
@@ -214,11 +215,26 @@ impl StackState {
         }
     }
 
+    /// A stable state a stack can be updated from.
     pub fn is_complete(&self) -> bool {
         matches!(
-            self.status.as_str(),
-            "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "UPDATE_ROLLBACK_COMPLETE" | "IMPORT_COMPLETE"
+            self.status,
+            StackStatus::CreateComplete
+                | StackStatus::UpdateComplete
+                | StackStatus::UpdateRollbackComplete
+                | StackStatus::ImportComplete
         )
+    }
+
+    /// An operation still running (every `*_IN_PROGRESS` status of
+    /// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Stack.html).
+    pub fn is_in_progress(&self) -> bool {
+        self.status.as_str().ends_with("_IN_PROGRESS")
+    }
+
+    /// AWS's word for the status: `CREATE_COMPLETE`.
+    pub fn status_text(&self) -> String {
+        self.status.as_str().to_string()
     }
 }
 
@@ -265,7 +281,8 @@ impl Stacks {
     pub async fn describe(&self, name: &str) -> Result<Option<StackState>> {
         match self.client.describe_stacks().stack_name(name).send().await {
             Ok(reply) => {
-                Ok(reply.stacks().first().map(StackState::from_stack).filter(|state| state.status != "DELETE_COMPLETE"))
+                let state = reply.stacks().first().map(StackState::from_stack);
+                Ok(state.filter(|state| state.status != StackStatus::DeleteComplete))
             }
             Err(error) if is_missing(&error) => Ok(None),
             Err(error) => Err(error).aws(&self.client).with_context(|| format!("describing stack {name}")),
@@ -277,17 +294,20 @@ impl Stacks {
         let mut note = None;
         let mut current = self.describe(&request.name).await?;
         if let Some(state) = &current
-            && state.status.ends_with("_IN_PROGRESS")
-            && state.status != "REVIEW_IN_PROGRESS"
+            && state.is_in_progress()
+            && state.status != StackStatus::ReviewInProgress
         {
             progress.update(format!("waiting for {} to finish", state.status));
             current = Some(self.wait_stable(&request.name, progress).await?);
         }
         if let Some(state) = &current {
-            let leftover = match state.status.as_str() {
-                "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED" | "DELETE_FAILED" => true,
+            let leftover = match state.status {
+                StackStatus::RollbackComplete
+                | StackStatus::RollbackFailed
+                | StackStatus::CreateFailed
+                | StackStatus::DeleteFailed => true,
                 // A CREATE change set that was never executed (a preview) leaves this state.
-                "REVIEW_IN_PROGRESS" => true,
+                StackStatus::ReviewInProgress => true,
                 _ => false,
             };
             if leftover {
@@ -306,7 +326,7 @@ impl Stacks {
         {
             return Ok(Deployed {
                 action: Action::Unchanged,
-                status: state.status.clone(),
+                status: state.status_text(),
                 outputs: state.outputs.clone(),
                 note,
             });
@@ -326,8 +346,13 @@ impl Stacks {
         let changed = match sent {
             Ok(changed) => changed,
             Err(error) => {
-                let status =
-                    self.describe(&request.name).await.ok().flatten().map(|state| state.status).unwrap_or_default();
+                let status = self
+                    .describe(&request.name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|state| state.status_text())
+                    .unwrap_or_default();
                 let cause = self.root_cause(&request.name, &started).await.unwrap_or_default();
                 let root_cause =
                     if cause.is_empty() { one_line(&error) } else { format!("{cause} ({})", one_line(&error)) };
@@ -336,10 +361,15 @@ impl Stacks {
         };
         if !changed {
             let state = self.describe(&request.name).await?.context("the stack vanished")?;
-            return Ok(Deployed { action: Action::Unchanged, status: state.status, outputs: state.outputs, note });
+            return Ok(Deployed {
+                action: Action::Unchanged,
+                status: state.status_text(),
+                outputs: state.outputs,
+                note,
+            });
         }
         let state = self.wait_stable(&request.name, progress).await?;
-        let succeeded = matches!(state.status.as_str(), "CREATE_COMPLETE" | "UPDATE_COMPLETE");
+        let succeeded = matches!(state.status, StackStatus::CreateComplete | StackStatus::UpdateComplete);
         if !succeeded {
             let cause = self.root_cause(&request.name, &started).await?;
             let root_cause = if cause.is_empty() {
@@ -347,7 +377,7 @@ impl Stacks {
             } else {
                 cause
             };
-            return Err(StackFailed { stack: request.name.clone(), status: state.status, root_cause }.into());
+            return Err(StackFailed { stack: request.name.clone(), status: state.status_text(), root_cause }.into());
         }
         if method == Method::ChangeSet && self.emulator {
             note = Some(match note {
@@ -356,7 +386,7 @@ impl Stacks {
             });
         }
         let action = if exists { Action::Updated } else { Action::Created };
-        Ok(Deployed { action, status: state.status, outputs: state.outputs, note })
+        Ok(Deployed { action, status: state.status_text(), outputs: state.outputs, note })
     }
 
     /// Against the emulator, after its change set ran (or listed nothing for a request whose hash
@@ -364,7 +394,7 @@ impl Stacks {
     /// stack's record (`EMULATOR_CHANGE_SET`).
     async fn send_again_to_emulator(&self, request: &StackRequest, progress: &Progress) -> Result<()> {
         let state = self.wait_stable(&request.name, progress).await?;
-        if !matches!(state.status.as_str(), "CREATE_COMPLETE" | "UPDATE_COMPLETE") {
+        if !matches!(state.status, StackStatus::CreateComplete | StackStatus::UpdateComplete) {
             bail!("the change set left the stack in {}", state.status);
         }
         progress.update("UpdateStack (the emulator's change sets leave the stack's outputs as they were)");
@@ -549,14 +579,12 @@ impl Stacks {
             let Some(state) = self.describe(name).await? else {
                 return Ok(true);
             };
-            if state.status == "DELETE_FAILED" {
+            if state.status == StackStatus::DeleteFailed {
                 let cause = self.root_cause(name, &started).await.unwrap_or_default();
-                let root_cause = if cause.is_empty() {
-                    state.status_reason.unwrap_or_else(|| "DELETE_FAILED".into())
-                } else {
-                    cause
-                };
-                return Err(StackFailed { stack: name.to_string(), status: state.status, root_cause }.into());
+                let status = state.status_text();
+                let root_cause =
+                    if cause.is_empty() { state.status_reason.unwrap_or_else(|| status.clone()) } else { cause };
+                return Err(StackFailed { stack: name.to_string(), status, root_cause }.into());
             }
             if Instant::now() > deadline {
                 bail!("stack {name} was still {} after {} s", state.status, self.timeout.as_secs());
@@ -574,7 +602,7 @@ impl Stacks {
         loop {
             let state =
                 self.describe(name).await?.with_context(|| format!("stack {name} vanished while we waited for it"))?;
-            if !state.status.ends_with("_IN_PROGRESS") {
+            if !state.is_in_progress() {
                 return Ok(state);
             }
             if Instant::now() > deadline {

@@ -116,7 +116,7 @@ async fn change_set_deploy_creates_then_skips() {
     let progress = printer.progress("Deploying", "it-logs");
     let created = stacks.deploy(&request("7"), Method::ChangeSet, &progress).await.unwrap();
     assert_eq!(created.action, Action::Created);
-    assert_eq!(stacks.describe("it-logs").await.unwrap().unwrap().status, "CREATE_COMPLETE");
+    assert_eq!(stacks.describe("it-logs").await.unwrap().unwrap().status_text(), "CREATE_COMPLETE");
     let again = stacks.deploy(&request("7"), Method::ChangeSet, &progress).await.unwrap();
     assert_eq!(again.action, Action::Unchanged);
     // moto's UPDATE change sets list no changes (AWS lists the Modify), so the preview of a real
