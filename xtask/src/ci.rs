@@ -27,7 +27,7 @@ use anyhow::{Context, Result};
 use xshell::{Shell, cmd};
 
 use crate::Ctx;
-use crate::cli::{self, Digest};
+use crate::cli;
 use crate::config::Target;
 use crate::output::Verbosity;
 use crate::release_files::{self, MANIFEST_FILE};
@@ -52,10 +52,8 @@ pub enum Step {
 pub struct BuildArgs {
     #[command(flatten)]
     pub target: Target,
-    /// Package this image, already pushed to every workload's ECR repository, instead of building
-    /// and pushing this checkout's.
-    #[arg(long, value_name = "DIGEST")]
-    pub image_digest: Option<Digest>,
+    #[command(flatten)]
+    pub image: cli::ImageArgs,
     /// The folder the pipeline's build action exports (buildspec.yaml's base-directory).
     #[arg(long, value_name = "DIR", value_parser = cli::out_dir)]
     pub out: Option<PathBuf>,
@@ -89,15 +87,12 @@ fn build(ctx: &Ctx, args: BuildArgs) -> Result<()> {
         "ci build runs no tests: the validation build (`ci check`, a full clone) ran them on this commit before the gitflow merged it",
     );
     let out = args.out.unwrap_or_else(release_files::default_out_dir);
-    let mut target = vec!["--config".to_string(), args.target.config.display().to_string()];
-    if args.target.local {
-        target.push("--local".into());
-    }
+    // The groups are passed on through their own `to_args`, so the child steps take every flag
+    // `ci build` was given (a test parses them back).
+    let target = args.target.to_args();
     // The build acts as CodeBuild's service role: the tools account only (`aws.rs`, `Principal`).
     let mut package = vec!["package".to_string(), "--as-build".into(), "--out".into(), out.display().to_string()];
-    if let Some(digest) = &args.image_digest {
-        package.extend(["--image-digest".to_string(), digest.to_string()]);
-    }
+    package.extend(args.image.to_args());
     package.extend(target.clone());
     step(ctx, "package", &package)?;
     let mut verify = vec![
@@ -131,4 +126,44 @@ fn step(ctx: &Ctx, name: &str, args: &[String]) -> Result<()> {
         .run()
         .with_context(|| format!("ci step `{name}` failed (above); repeat it with `cargo xtask {}`", args.join(" ")))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Build {
+        #[command(flatten)]
+        args: BuildArgs,
+    }
+
+    #[derive(Parser)]
+    struct Package {
+        #[command(flatten)]
+        args: crate::package::Args,
+    }
+
+    /// The flags `ci build` passes to its `package` step are the ones it was given: each group
+    /// writes itself out (`to_args`) and `package` parses them back to the same values.
+    #[test]
+    fn the_build_passes_its_target_and_image_on_unchanged() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let given = ["ci", "--config", "topology/prod.toml", "--local", "--image-digest", &digest];
+        let given: Vec<&str> = given.into_iter().chain(["--image-version", "v1.2.3"]).collect();
+        let build = Build::try_parse_from(&given).expect("ci build's flags").args;
+        let mut passed = vec!["package".to_string()];
+        passed.extend(build.image.to_args());
+        passed.extend(build.target.to_args());
+        let package = Package::try_parse_from(&passed).expect("package takes what ci build passes").args;
+        assert_eq!(package.image, build.image);
+        assert_eq!(package.image.image_version.map(|tag| tag.to_string()).as_deref(), Some("v1.2.3"));
+        assert_eq!((package.target.config, package.target.local), (PathBuf::from("topology/prod.toml"), true));
+
+        let bare = Build::try_parse_from(["ci"]).expect("no flags").args;
+        assert_eq!(bare.image.to_args(), Vec::<String>::new());
+        assert_eq!(bare.target.to_args(), ["--config", "deploy.toml"]);
+    }
 }

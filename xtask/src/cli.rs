@@ -159,6 +159,41 @@ impl fmt::Display for ReleaseId {
 
 pub use crate::config::boolish;
 
+/// `--image-digest` and `--image-version`, the image flags of `package`, `release` and
+/// `ci build`: an image already pushed to every workload's registry instead of this checkout's.
+#[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageArgs {
+    /// Use this image, already pushed to every workload's ECR repository (`sha256:...`, as
+    /// `cargo xtask push` prints it), instead of building and pushing this checkout's image.
+    #[arg(long, value_name = "DIGEST")]
+    pub image_digest: Option<Digest>,
+    /// With --image-digest: the image's version (its tag); default: the checkout's revision.
+    #[arg(long, value_name = "TAG", requires = "image_digest")]
+    pub image_version: Option<ImageTag>,
+}
+
+impl ImageArgs {
+    /// The image's version: `--image-version`, else the revision of the checkout at `root`.
+    pub fn version(&self, root: &std::path::Path) -> anyhow::Result<String> {
+        match &self.image_version {
+            Some(version) => Ok(version.to_string()),
+            None => Ok(crate::project::revision(root)?.tag()),
+        }
+    }
+
+    /// The flags again, as a child `cargo xtask` step takes them (`ci build` passes them on).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(digest) = &self.image_digest {
+            args.extend(["--image-digest".to_string(), digest.to_string()]);
+        }
+        if let Some(version) = &self.image_version {
+            args.extend(["--image-version".to_string(), version.to_string()]);
+        }
+        args
+    }
+}
+
 /// A git revision as `--ref` takes it. Only its form is checked here (git would read a leading
 /// `-` as an option); whether the repository has it is checked before the rehearsal starts.
 pub fn git_ref(text: &str) -> Result<String, String> {

@@ -53,6 +53,15 @@ impl Target {
         };
         Config::load(&path)
     }
+
+    /// The flags again, as a child `cargo xtask` step takes them (`ci build` passes them on).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = vec!["--config".to_string(), self.config.display().to_string()];
+        if self.local {
+            args.push("--local".into());
+        }
+        args
+    }
 }
 
 /// The validated topology.

@@ -14,10 +14,9 @@ use anyhow::Result;
 
 use crate::Ctx;
 use crate::aws::Principal;
-use crate::cli::{self, Digest, ImageTag};
+use crate::cli;
 use crate::config::Target;
 use crate::output::Usage;
-use crate::project;
 use crate::release_files::{self, ImageSet, Options};
 
 /// Arguments of `cargo xtask package`.
@@ -25,13 +24,8 @@ use crate::release_files::{self, ImageSet, Options};
 pub struct Args {
     #[command(flatten)]
     pub target: Target,
-    /// Package this image, already pushed to every workload's ECR repository (`sha256:...`, as
-    /// `cargo xtask push` prints it), instead of building and pushing this checkout's image.
-    #[arg(long, value_name = "DIGEST")]
-    pub image_digest: Option<Digest>,
-    /// With --image-digest: the image's version (its tag); default: the checkout's revision.
-    #[arg(long, value_name = "TAG", requires = "image_digest")]
-    pub image_version: Option<ImageTag>,
+    #[command(flatten)]
+    pub image: cli::ImageArgs,
     /// The folder the pipeline's build action exports (`<workload>/taskdef.json`, ...).
     #[arg(long, value_name = "DIR", value_parser = cli::out_dir)]
     pub out: Option<PathBuf>,
@@ -49,7 +43,7 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    if args.dry_run && args.image_digest.is_none() {
+    if args.dry_run && args.image.image_digest.is_none() {
         return Err(Usage::new(
             "--dry-run",
             "a dry run pushes nothing, so it needs the image",
@@ -59,14 +53,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
     let principal = if args.as_build { Principal::Build } else { Principal::Operator };
     let (config, aws) = crate::aws::connect::target_as(ctx, &args.target, principal).await?;
-    let images = match &args.image_digest {
-        Some(digest) => {
-            let version = match args.image_version {
-                Some(version) => version.to_string(),
-                None => project::revision(&ctx.root)?.tag(),
-            };
-            ImageSet::in_ecr(&config, &version, digest.as_str())?
-        }
+    let images = match &args.image.image_digest {
+        Some(digest) => ImageSet::in_ecr(&config, &args.image.version(&ctx.root)?, digest.as_str())?,
         None => release_files::checkout_image(ctx, &aws, &config).await?,
     };
     // A dry run leaves the artifact folder alone: what it holds was uploaded, and `verify-release`

@@ -22,13 +22,12 @@ use serde::Serialize;
 use crate::Ctx;
 use crate::aws::Aws;
 use crate::bluegreen::{self, Follow, PipelineRun, WorkloadDeployment, site_shift};
-use crate::cli::{self, Digest, ImageTag};
+use crate::cli::{self, Digest};
 use crate::config::Config;
 use crate::config::Target;
 use crate::docker::Docker;
 use crate::output::{Exit, Usage, table};
 use crate::preflight;
-use crate::project;
 use crate::publish::Pushed;
 use crate::release_files::{self, ImageSet, Options, Packaged};
 use crate::topology_lock::{self, LockArgs};
@@ -45,13 +44,8 @@ pub struct Args {
     /// Deploy through CodeDeploy directly, without the pipeline (same as --via direct).
     #[arg(long, conflicts_with = "via")]
     pub direct: bool,
-    /// Release this image, already pushed to every workload's ECR repository (`sha256:...`),
-    /// instead of building and pushing this checkout's image.
-    #[arg(long, value_name = "DIGEST")]
-    pub image_digest: Option<Digest>,
-    /// With --image-digest: the image's version (its tag); default: the checkout's revision.
-    #[arg(long, value_name = "TAG", requires = "image_digest")]
-    pub image_version: Option<ImageTag>,
+    #[command(flatten)]
+    pub image: cli::ImageArgs,
     /// The folder for the pipeline-style artifacts and the manifest.
     #[arg(long, value_name = "DIR", value_parser = cli::out_dir)]
     pub out: Option<PathBuf>,
@@ -157,15 +151,9 @@ async fn release(ctx: &Ctx, args: &Args, via: Via, follow: Follow, config: &Conf
 
     // Direct and site: this checkout's image, pushed everywhere, packaged into every regional
     // bucket and verified.
-    let (images, built) = match (&args.image_digest, args.dry_run) {
+    let (images, built) = match (&args.image.image_digest, args.dry_run) {
         (Some(digest), false) if via == Via::Site => return Err(site_takes_no_digest(digest).into()),
-        (Some(digest), _) => {
-            let version = match &args.image_version {
-                Some(version) => version.to_string(),
-                None => project::revision(&ctx.root)?.tag(),
-            };
-            (ImageSet::in_ecr(config, &version, digest.as_str())?, None)
-        }
+        (Some(digest), _) => (ImageSet::in_ecr(config, &args.image.version(&ctx.root)?, digest.as_str())?, None),
         (None, true) => return Err(dry_run_needs_digest().into()),
         (None, false) => {
             let published = release_files::publish_image(ctx, aws, config).await?;
@@ -243,7 +231,7 @@ fn check_flags(args: &Args, via: Via) -> Result<(), Usage> {
         ));
     }
     if via == Via::Pipeline {
-        if let Some(digest) = &args.image_digest {
+        if let Some(digest) = &args.image.image_digest {
             return Err(Usage::new(
                 format!("--image-digest {digest}"),
                 "the pipeline builds and releases its branch's own image",
@@ -267,7 +255,7 @@ fn check_flags(args: &Args, via: Via) -> Result<(), Usage> {
             "drop --port (or add --local, whose default is --via site)",
         ));
     }
-    match (&args.image_digest, args.dry_run) {
+    match (&args.image.image_digest, args.dry_run) {
         (Some(digest), false) if via == Via::Site => Err(site_takes_no_digest(digest)),
         (None, true) if via != Via::Pipeline => Err(dry_run_needs_digest()),
         _ => Ok(()),
