@@ -293,9 +293,14 @@ impl Stacks {
     pub async fn deploy(&self, request: &StackRequest, method: Method, progress: &Progress) -> Result<Deployed> {
         let mut note = None;
         let mut current = self.describe(&request.name).await?;
+        // The emulator is synchronous: a stack it shows in CREATE_IN_PROGRESS is one whose create
+        // failed (moto answers the failing call with an error and never moves the stack on), so
+        // there is nothing to wait for; it is deleted and created again below, and said.
+        let stuck = |state: &StackState| self.emulator && state.status == StackStatus::CreateInProgress;
         if let Some(state) = &current
             && state.is_in_progress()
             && state.status != StackStatus::ReviewInProgress
+            && !stuck(state)
         {
             progress.update(format!("waiting for {} to finish", state.status));
             current = Some(self.wait_stable(&request.name, progress).await?);
@@ -308,7 +313,7 @@ impl Stacks {
                 | StackStatus::DeleteFailed => true,
                 // A CREATE change set that was never executed (a preview) leaves this state.
                 StackStatus::ReviewInProgress => true,
-                _ => false,
+                _ => stuck(state),
             };
             if leftover {
                 note = Some(format!(
@@ -604,6 +609,13 @@ impl Stacks {
                 self.describe(name).await?.with_context(|| format!("stack {name} vanished while we waited for it"))?;
             if !state.is_in_progress() {
                 return Ok(state);
+            }
+            if Instant::now() > deadline && self.emulator {
+                bail!(
+                    "stack {name} is still {} after {} s: the emulator runs every operation at once, so it is stuck there and will not leave it (an emulator gap); `cargo xtask local down` resets the emulator, then run the command again",
+                    state.status,
+                    self.timeout.as_secs()
+                );
             }
             if Instant::now() > deadline {
                 bail!(

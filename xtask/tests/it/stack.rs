@@ -162,4 +162,14 @@ Resources:
     let error = stacks.deploy(&bad, Method::Direct, &progress).await.unwrap_err();
     let failed = error.downcast_ref::<StackFailed>().unwrap_or_else(|| panic!("a StackFailed, got {error:#}"));
     assert!(failed.root_cause.contains("192.168.0.0/24"), "{}", failed.root_cause);
+
+    // moto leaves the stack in CREATE_IN_PROGRESS for good. Told it is the emulator, the next
+    // deploy does not wait for it: it deletes the stuck stack, creates it again and says so.
+    assert_eq!(stacks.describe("it-bad").await.unwrap().unwrap().status_text(), "CREATE_IN_PROGRESS");
+    let fixed = StackRequest { template_body: bad.template_body.replace("192.168.0.0/24", "10.0.1.0/24"), ..bad };
+    let emulator = Stacks::new(stacks.client.clone(), Duration::from_secs(10)).against_emulator(true);
+    let created = emulator.deploy(&fixed, Method::Direct, &progress).await.unwrap();
+    assert_eq!(created.action, Action::Created);
+    let note = created.note.unwrap_or_default();
+    assert!(note.contains("it-bad was in CREATE_IN_PROGRESS from an earlier failed create"), "{note}");
 }
