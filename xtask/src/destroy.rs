@@ -322,10 +322,13 @@ fn is_bucket_not_empty(cause: &str) -> bool {
 async fn empty_repository(env: &Env, account: &str, region: &str) -> Result<()> {
     let ecr = env.aws.ecr(account, region).await?;
     let repository = &env.config.app;
-    let mut token = None;
-    loop {
-        let listed = match ecr.list_images().repository_name(repository).set_next_token(token).send().await {
-            Ok(listed) => listed,
+    // Every image first, then the deletions: a page token stays valid only for the listing it
+    // came from.
+    let mut ids = Vec::new();
+    let mut pages = ecr.list_images().repository_name(repository).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(listed) => ids.extend(listed.image_ids().iter().cloned()),
             Err(error)
                 if error.as_service_error().is_some_and(|service| service.is_repository_not_found_exception()) =>
             {
@@ -334,24 +337,20 @@ async fn empty_repository(env: &Env, account: &str, region: &str) -> Result<()> 
             Err(error) => {
                 return Err(error).aws(&ecr).with_context(|| format!("listing the images of {repository}"));
             }
-        };
-        let ids = listed.image_ids().to_vec();
-        if !ids.is_empty() {
-            for chunk in ids.chunks(100) {
-                ecr.batch_delete_image()
-                    .repository_name(repository)
-                    .set_image_ids(Some(chunk.to_vec()))
-                    .send()
-                    .await
-                    .aws(&ecr)
-                    .with_context(|| format!("deleting images of {repository} in {account}/{region}"))?;
-            }
-        }
-        token = listed.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(());
         }
     }
+    // BatchDeleteImage takes at most 100 image ids
+    // (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_BatchDeleteImage.html).
+    for chunk in ids.chunks(100) {
+        ecr.batch_delete_image()
+            .repository_name(repository)
+            .set_image_ids(Some(chunk.to_vec()))
+            .send()
+            .await
+            .aws(&ecr)
+            .with_context(|| format!("deleting images of {repository} in {account}/{region}"))?;
+    }
+    Ok(())
 }
 
 /// Deletes every object version and delete marker (of `versions`): a versioned bucket is empty

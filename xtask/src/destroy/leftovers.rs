@@ -449,24 +449,14 @@ async fn target_group_exists(elb: &aws_sdk_elasticloadbalancingv2::Client, arn: 
 /// DescribeLogGroups with the name as prefix, every page, for the exact name: the API filters by
 /// prefix only (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_DescribeLogGroups.html).
 async fn log_group_exists(logs: &aws_sdk_cloudwatchlogs::Client, name: &str) -> Result<bool> {
-    let mut token = None;
-    loop {
-        let reply = logs
-            .describe_log_groups()
-            .log_group_name_prefix(name)
-            .set_next_token(token)
-            .send()
-            .await
-            .aws(logs)
-            .with_context(|| format!("looking for log group {name}"))?;
+    let mut pages = logs.describe_log_groups().log_group_name_prefix(name).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let reply = page.aws(logs).with_context(|| format!("looking for log group {name}"))?;
         if reply.log_groups().iter().any(|group| group.log_group_name() == Some(name)) {
             return Ok(true);
         }
-        token = reply.next_token().map(str::to_string);
-        if token.is_none() {
-            return Ok(false);
-        }
     }
+    Ok(false)
 }
 
 /// `None` when the repository is gone (`RepositoryNotFoundException`), else what it holds
@@ -481,21 +471,10 @@ async fn repository_holds(ecr: &aws_sdk_ecr::Client, name: &str) -> Result<Optio
         Err(error) => return Err(error).aws(ecr).with_context(|| format!("looking for ECR repository {name}")),
     }
     let mut images = 0;
-    let mut token = None;
-    loop {
-        let listed = ecr
-            .list_images()
-            .repository_name(name)
-            .set_next_token(token)
-            .send()
-            .await
-            .aws(ecr)
-            .with_context(|| format!("listing the images left in ECR repository {name}"))?;
+    let mut pages = ecr.list_images().repository_name(name).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let listed = page.aws(ecr).with_context(|| format!("listing the images left in ECR repository {name}"))?;
         images += listed.image_ids().len();
-        token = listed.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
     }
     Ok(Some((images > 0).then(|| format!("{images} images"))))
 }
