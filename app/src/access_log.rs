@@ -87,18 +87,22 @@ impl AccessLog {
         });
     }
 
-    /// Writes a lifecycle line now: `{"time":"...","event":"<event>",<fields>}`, where `fields` is
-    /// already JSON (`"addr":"0.0.0.0:8080"`) or empty.
-    pub fn event(&self, event: &str, fields: &str) {
+    /// Writes a lifecycle line now: `{"time":"...","event":"<event>",<fields>}`, the fields of
+    /// the JSON object `fields` (`json!({"addr": "0.0.0.0:8080"})`, or `Value::Null` for none)
+    /// written by serde, so every value is escaped as JSON requires.
+    pub fn event(&self, event: &str, fields: serde_json::Value) {
         let mut line = String::with_capacity(128);
         line.push_str("{\"time\":\"");
         clock::now_rfc3339(&mut line);
-        line.push_str("\",\"event\":\"");
-        escape_json(&mut line, event);
-        line.push('"');
-        if !fields.is_empty() {
-            line.push(',');
-            line.push_str(fields);
+        line.push_str("\",\"event\":");
+        line.push_str(&serde_json::Value::from(event).to_string());
+        if let serde_json::Value::Object(fields) = fields {
+            for (name, value) in fields {
+                line.push(',');
+                line.push_str(&serde_json::Value::from(name).to_string());
+                line.push(':');
+                line.push_str(&value.to_string());
+            }
         }
         line.push_str("}\n");
         let batch = {
@@ -298,8 +302,15 @@ mod tests {
     fn events_are_written_at_once() {
         let sink = Shared::default();
         let log = AccessLog::new(Box::new(sink.clone()));
-        log.event("listening", "\"addr\":\"0.0.0.0:8080\"");
+        log.event("listening", serde_json::json!({"addr": "0.0.0.0:8080"}));
+        log.event("accept_error", serde_json::json!({"error": "a \"quoted\"\nline"}));
+        log.event("stopped", serde_json::Value::Null);
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("\"event\":\"listening\",\"addr\":\"0.0.0.0:8080\"}\n"), "{text}");
+        assert!(text.contains("\"event\":\"accept_error\",\"error\":\"a \\\"quoted\\\"\\nline\"}\n"), "{text}");
+        assert!(text.contains("\"event\":\"stopped\"}\n"), "{text}");
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|error| panic!("{line}: {error}"));
+        }
     }
 }

@@ -87,19 +87,18 @@ fn serve(settings: &Settings) -> ExitCode {
     };
     log.event(
         "listening",
-        &format!(
-            "\"addr\":\"{}\",\"workers\":{},\"version\":\"{}\",\"commit\":\"{}\"",
-            bound.addr(),
-            settings.workers,
-            BUILD.version,
-            BUILD.commit
-        ),
+        serde_json::json!({
+            "addr": bound.addr().to_string(),
+            "workers": settings.workers,
+            "version": BUILD.version,
+            "commit": BUILD.commit,
+        }),
     );
     #[cfg(feature = "test-slow-route")]
-    log.event("warning", "\"message\":\"built with the test-only slow route\"");
+    log.event("warning", serde_json::json!({"message": "built with the test-only slow route"}));
     let served = server::serve(bound, site, settings.workers, settings.timeouts, stop_rx);
     drop(signals);
-    log.event("stopped", "");
+    log.event("stopped", serde_json::Value::Null);
     log.flush();
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -132,7 +131,7 @@ fn wait_for_stop_signal(stop: tokio::sync::watch::Sender<bool>, log: &AccessLog)
             _ = terminate.recv() => "SIGTERM",
             _ = interrupt.recv() => "SIGINT",
         };
-        log.event("draining", &format!("\"signal\":\"{name}\""));
+        log.event("draining", serde_json::json!({"signal": name}));
         let _ = stop.send(true);
     });
 }

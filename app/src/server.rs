@@ -79,10 +79,7 @@ pub fn serve(
             let result = worker(listener, Arc::clone(&site), timeouts, shutdown);
             // Said at once: `serve` reports it only after the other workers end (at SIGTERM).
             if let Err(error) = &result {
-                site.log().event(
-                    "worker_failed",
-                    &format!("\"worker\":{index},\"error\":\"{}\"", json_text(&error.to_string())),
-                );
+                site.log().event("worker_failed", serde_json::json!({"worker": index, "error": error.to_string()}));
             }
             result
         })?;
@@ -129,7 +126,7 @@ fn worker(
                 Err(error) => {
                     // Out of file descriptors or a connection reset before accept: back off briefly
                     // rather than spin; the listener itself stays healthy.
-                    site.log().event("accept_error", &format!("\"error\":\"{}\"", json_text(&error.to_string())));
+                    site.log().event("accept_error", serde_json::json!({"error": error.to_string()}));
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
@@ -170,7 +167,7 @@ fn worker(
         drop(listener);
         drop(open_tx);
         if tokio::time::timeout(DRAIN_TIMEOUT, open_rx.recv()).await.is_err() {
-            site.log().event("drain_timeout", &format!("\"seconds\":{}", DRAIN_TIMEOUT.as_secs()));
+            site.log().event("drain_timeout", serde_json::json!({"seconds": DRAIN_TIMEOUT.as_secs()}));
         }
         Ok(())
     })
@@ -179,11 +176,4 @@ fn worker(
 /// Resolves once shutdown is requested (or its sender is gone, which also means stop).
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-/// `text` escaped for a JSON string.
-fn json_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    crate::access_log::escape_json(&mut out, text);
-    out
 }
