@@ -233,8 +233,8 @@ async fn deploy_stack(
     let emulator_gaps = match env.aws.is_local() {
         true => {
             progress.update("comparing the stack's resources with its template");
-            let parameters = stacks.describe(&stack_step.name).await?.map(|state| state.parameters).unwrap_or_default();
-            gaps::of_stack(&client, &stack_step.name, &request.template_body, &step.account, &step.region, &parameters)
+            let parameters = &deployed.parameters;
+            gaps::of_stack(&client, &stack_step.name, &request.template_body, &step.account, &step.region, parameters)
                 .await?
         }
         false => Vec::new(),

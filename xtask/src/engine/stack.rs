@@ -163,6 +163,8 @@ pub struct Deployed {
     pub action: Action,
     pub status: String,
     pub outputs: BTreeMap<String, String>,
+    /// The stack's parameters as CloudFormation holds them now (a kept previous value included).
+    pub parameters: BTreeMap<String, String>,
     /// Said when the stack had to be deleted and created again.
     pub note: Option<String>,
 }
@@ -333,6 +335,7 @@ impl Stacks {
                 action: Action::Unchanged,
                 status: state.status_text(),
                 outputs: state.outputs.clone(),
+                parameters: state.parameters.clone(),
                 note,
             });
         }
@@ -370,6 +373,7 @@ impl Stacks {
                 action: Action::Unchanged,
                 status: state.status_text(),
                 outputs: state.outputs,
+                parameters: state.parameters,
                 note,
             });
         }
@@ -391,7 +395,7 @@ impl Stacks {
             });
         }
         let action = if exists { Action::Updated } else { Action::Created };
-        Ok(Deployed { action, status: state.status_text(), outputs: state.outputs, note })
+        Ok(Deployed { action, status: state.status_text(), outputs: state.outputs, parameters: state.parameters, note })
     }
 
     /// Against the emulator, after its change set ran (or listed nothing for a request whose hash
