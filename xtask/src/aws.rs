@@ -216,7 +216,12 @@ impl Aws {
     /// The SDK config for `account` in `region`, credentials included.
     pub async fn sdk_config(&self, account: &str, region: &str) -> Result<SdkConfig> {
         let account_config = self.account_config(account).await?;
-        let app_name = AppName::new(error::app_name(account)).context("an account id makes a valid app name")?;
+        let endpoint = match &self.inner.endpoint {
+            Endpoint::Local(url) => Some(url.as_str()),
+            Endpoint::Aws => None,
+        };
+        let app_name =
+            AppName::new(error::app_name(account, endpoint)).context("an account id makes a valid app name")?;
         Ok(account_config.to_builder().region(Region::new(region.to_string())).app_name(app_name).build())
     }
 

@@ -38,6 +38,9 @@ pub struct Details {
     /// The HTTP status of the answer, when there was one.
     pub status: Option<u16>,
     pub request_id: Option<String>,
+    /// Where the call went (`http://127.0.0.1:4566`, `https://s3.eu-central-1.amazonaws.com`),
+    /// where the client says.
+    pub endpoint: Option<String>,
     source: Box<dyn Error + Send + Sync>,
 }
 
@@ -77,20 +80,55 @@ where
 pub trait Placed {
     /// (account, region); `unknown` for what the client was not built with.
     fn place(&self) -> (String, String);
+
+    /// The URL the client sends its calls to, where it is known.
+    fn endpoint(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<T: Placed + ?Sized> Placed for &T {
     fn place(&self) -> (String, String) {
         (**self).place()
     }
+
+    fn endpoint(&self) -> Option<String> {
+        (**self).endpoint()
+    }
 }
 
-/// The app name every client of the xtask carries for `account`.
-pub fn app_name(account: &str) -> String {
-    format!("{APP_PREFIX}{account}")
+/// The app name every client of the xtask carries for `account`: `gbg-<account>`, and against the
+/// local emulator `gbg-<account>-emulator-<port>` (the SDK's config keeps no readable endpoint
+/// URL, so the emulator's port travels in the name, for [`AwsError`]'s line; an app name allows
+/// letters, digits and `-`).
+pub fn app_name(account: &str, endpoint: Option<&str>) -> String {
+    let port = endpoint.and_then(|url| url.strip_prefix(EMULATOR_HOST)).and_then(|port| port.parse::<u16>().ok());
+    match port {
+        Some(port) => format!("{APP_PREFIX}{account}{EMULATOR_MARK}{port}"),
+        None => format!("{APP_PREFIX}{account}"),
+    }
 }
 
 const APP_PREFIX: &str = "gbg-";
+const EMULATOR_MARK: &str = "-emulator-";
+const EMULATOR_HOST: &str = "http://127.0.0.1:";
+
+/// Where a client of `service` (its IAM prefix) in `region` sends its calls: the emulator named in
+/// `app_name`, else AWS's public endpoint for the service and region
+/// (https://docs.aws.amazon.com/general/latest/gr/rande.html#regional-endpoints; IAM is global:
+/// https://docs.aws.amazon.com/general/latest/gr/iam-service.html).
+fn endpoint_of(app_name: Option<&str>, service: &str, region: Option<&str>) -> Option<String> {
+    if let Some(port) = app_name.and_then(|name| name.split_once(EMULATOR_MARK)).map(|(_, port)| port) {
+        return Some(format!("{EMULATOR_HOST}{port}"));
+    }
+    let host = match (service, region) {
+        ("iam", _) => "iam.amazonaws.com".to_string(),
+        ("ecr", Some(region)) => format!("api.ecr.{region}.amazonaws.com"),
+        (service, Some(region)) => format!("{service}.{region}.amazonaws.com"),
+        (_, None) => return None,
+    };
+    Some(format!("https://{host}"))
+}
 
 macro_rules! placed {
     ($($service:ident),*) => {$(
@@ -100,10 +138,17 @@ macro_rules! placed {
                 let account = config
                     .app_name()
                     .and_then(|name| name.as_ref().strip_prefix(APP_PREFIX))
+                    .map(|rest| rest.split(EMULATOR_MARK).next().unwrap_or(rest))
                     .unwrap_or("unknown")
                     .to_string();
                 let region = config.region().map_or_else(|| "unknown".to_string(), |region| region.to_string());
                 (account, region)
+            }
+
+            fn endpoint(&self) -> Option<String> {
+                let config = self.config();
+                let service = service_of_crate(stringify!($service));
+                endpoint_of(config.app_name().map(|name| name.as_ref()), service, config.region().map(|region| region.as_ref()))
             }
         }
     )*};
@@ -132,7 +177,9 @@ impl AwsError {
         E: ProvideErrorMetadata + Error + Send + Sync + 'static,
     {
         let (account, region) = client.place();
-        Self::new(error, &account, &region)
+        let mut made = Self::new(error, &account, &region);
+        made.0.endpoint = client.endpoint();
+        made
     }
 
     /// The error of a call to `account` in `region`; the operation is read from the SDK's error
@@ -168,6 +215,7 @@ impl AwsError {
             message: error.message().map(str::to_string),
             status,
             request_id,
+            endpoint: None,
             source: Box::new(error),
         }))
     }
@@ -264,9 +312,17 @@ impl fmt::Display for AwsError {
             (Kind::Request, ..) => write!(f, "could not build the request: {}", causes(self.source.as_ref()))?,
             (Kind::Unreadable, Some(code), _) => write!(f, "{code}: an answer the SDK could not read")?,
         }
+        // The endpoint where the answer (or its absence) is the endpoint's doing, not AWS's word.
+        let endpoint = match (self.kind, self.code.as_deref(), self.status) {
+            (Kind::Unreadable | Kind::Unreachable | Kind::Timeout, ..) => self.endpoint.as_deref(),
+            (Kind::Service, None, Some(status)) if status >= 500 => self.endpoint.as_deref(),
+            _ => None,
+        };
+        let at = endpoint.map(|url| format!(" from {url}")).unwrap_or_default();
         match (self.status, &self.request_id) {
-            (Some(status), Some(id)) => write!(f, " (HTTP {status}, request {id})")?,
-            (Some(status), None) => write!(f, " (HTTP {status})")?,
+            (Some(status), Some(id)) => write!(f, " (HTTP {status}{at}, request {id})")?,
+            (Some(status), None) => write!(f, " (HTTP {status}{at})")?,
+            (None, _) if !at.is_empty() => write!(f, " (at {})", endpoint.unwrap_or_default())?,
             _ => {}
         }
         if let Some(fix) = self.fix() {
@@ -293,14 +349,19 @@ impl Error for AwsError {
 /// `aws_sdk_s3::operation::put_object::PutObjectError` → (`s3`, `PutObject`).
 fn operation_of<E>() -> (String, String) {
     let name = std::any::type_name::<E>();
-    let service = name.split("::").next().unwrap_or(name).trim_start_matches("aws_sdk_");
-    let service = match service {
+    let service = service_of_crate(name.split("::").next().unwrap_or(name));
+    let operation = name.rsplit("::").next().unwrap_or(name).trim_end_matches("Error");
+    (service.to_string(), operation.to_string())
+}
+
+/// The IAM service prefix of an SDK crate: `aws_sdk_elasticloadbalancingv2` is
+/// `elasticloadbalancing`.
+fn service_of_crate(name: &str) -> &str {
+    match name.trim_start_matches("aws_sdk_") {
         "elasticloadbalancingv2" => "elasticloadbalancing",
         "cloudwatchlogs" => "logs",
         other => other,
-    };
-    let operation = name.rsplit("::").next().unwrap_or(name).trim_end_matches("Error");
-    (service.to_string(), operation.to_string())
+    }
 }
 
 /// The causes below an error, each by its `Display`, without repeats.
@@ -453,7 +514,10 @@ mod tests {
         let config = aws_sdk_cloudformation::Config::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("eu-central-1"))
-            .app_name(aws_config::AppName::new(app_name("111111111111")).expect("app name"))
+            .app_name(
+                aws_config::AppName::new(app_name("111111111111", Some(&format!("http://127.0.0.1:{port}"))))
+                    .expect("app name"),
+            )
             .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
                 "AKIDTEST",
                 "not-a-secret",
@@ -502,6 +566,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("HTTP 500") && text.contains("emulator gap"), "{text}");
+        assert!(text.contains("(HTTP 500 from http://127.0.0.1:"), "the endpoint that failed is named: {text}");
         for dump in ["ServiceError {", "SdkBody", "Unhandled(", "unhandled", "raw:", "Traceback"] {
             assert!(!text.contains(dump), "a debug dump or the raw body leaked: {text}");
         }
@@ -510,6 +575,30 @@ mod tests {
         assert_eq!(refused.kind, Kind::Unreachable, "{refused}");
         assert!(refused.to_string().contains("could not reach the endpoint"), "{refused}");
         assert!(refused.to_string().contains("AWS_ENDPOINT_URL"), "{refused}");
+        assert!(refused.to_string().contains("(at http://127.0.0.1:"), "{refused}");
+        // AWS's own words name no endpoint: it answered.
+        let validation = describe_stacks_against(Some(validation)).await.to_string();
+        assert!(!validation.contains("127.0.0.1"), "{validation}");
+    }
+
+    #[test]
+    fn the_endpoint_is_the_emulator_or_aws_public_one() {
+        let local = app_name("111111111111", Some("http://127.0.0.1:4566"));
+        assert_eq!(local, "gbg-111111111111-emulator-4566");
+        assert_eq!(endpoint_of(Some(&local), "s3", Some("eu-central-1")).as_deref(), Some("http://127.0.0.1:4566"));
+        let aws = app_name("111111111111", None);
+        assert_eq!(aws, "gbg-111111111111");
+        assert_eq!(
+            endpoint_of(Some(&aws), "cloudformation", Some("ap-south-1")).as_deref(),
+            Some("https://cloudformation.ap-south-1.amazonaws.com")
+        );
+        assert_eq!(
+            endpoint_of(Some(&aws), "ecr", Some("us-east-1")).as_deref(),
+            Some("https://api.ecr.us-east-1.amazonaws.com")
+        );
+        assert_eq!(endpoint_of(Some(&aws), "iam", Some("us-east-1")).as_deref(), Some("https://iam.amazonaws.com"));
+        // Another endpoint (AWS_ENDPOINT_URL elsewhere) is not encoded: it is not guessed either.
+        assert_eq!(app_name("111111111111", Some("https://proxy.example.com")), "gbg-111111111111");
     }
 
     #[test]

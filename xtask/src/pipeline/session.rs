@@ -102,7 +102,7 @@ impl RoleSession {
             .to_builder()
             .credentials_provider(SharedCredentialsProvider::new(credentials))
             .region(Region::new(region.to_string()));
-        if let Ok(app_name) = AppName::new(app_name(&self.account)) {
+        if let Ok(app_name) = AppName::new(app_name(&self.account, self.base.endpoint_url())) {
             builder = builder.app_name(app_name);
         }
         builder.build()
