@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use xtask::aws::{Aws, Endpoint};
 use xtask::config::Config;
 
-use crate::release::{create_deployment_group, deployments};
+use crate::release::deployments;
 use crate::support::{Moto, Scratch, stderr};
 
 const IMAGE: &str = "222222222222.dkr.ecr.ap-south-1.amazonaws.com/web@sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -610,10 +610,8 @@ async fn a_task_size_change_goes_out_with_the_release_and_a_port_change_is_refus
     }
     assert_eq!(service_and_alb(&aws, &topology).await, before, "the stacks keep the size they were created with");
 
-    // The release registers the new size in every workload.
-    for workload in &topology.workloads {
-        create_deployment_group(&aws, &topology, workload).await;
-    }
+    // The release registers the new size in every workload (the deploy stood in each workload's
+    // CodeDeploy application and group).
     let out = scratch.path.join("out");
     let out = out.to_str().unwrap();
     let image = format!("sha256:{}", "2".repeat(64));
