@@ -104,6 +104,10 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
     // With india's release stack deployed (and so its group): one deployment per workload, in
     // wave order.
     iam.delete_role().role_name(&squatter).send().await.unwrap();
+    // moto leaves the failed stack CREATE_IN_PROGRESS (where AWS rolls it back), which a deploy
+    // waits on and gives up: deleted here, as an operator would after reading its events.
+    let cloudformation = aws.cloudformation(&india.account, &india.region).await.unwrap();
+    cloudformation.delete_stack().stack_name(config.stack_name("release")).send().await.unwrap();
     let whole = topology.xtask(&["deploy", "--image", crate::package::IMAGE]);
     assert_eq!(whole.code, Some(0), "{}", whole.stderr);
     let first = topology.xtask_json(&["release", "--direct", "--image-digest", &digest('1'), "--out", out, "--json"]);
