@@ -249,7 +249,8 @@ pub async fn deploy_workload(
     let (arn, id) =
         register_and_deploy(&ecs, &codedeploy, &target, &definition, &appspec).await.with_context(|| {
             if aws.is_local() {
-                "the emulator's CloudFormation creates no CodeDeploy application; rehearse locally with `--via site`"
+                "is the release stack deployed (`cargo xtask deploy --local` creates its CodeDeploy application and \
+                 group through the CodeDeploy API, which the emulator's CloudFormation skips)?"
             } else {
                 "is the release stack deployed (`cargo xtask deploy`)?"
             }

@@ -17,10 +17,12 @@ use tokio::task::JoinSet;
 use crate::Ctx;
 use crate::aws::AwsResultExt;
 use crate::config::Target;
+use crate::engine::deployed::Deployed;
 use crate::engine::executor::{Env, StepResult};
 use crate::engine::report::Summary;
 use crate::engine::session::{self, Options};
 use crate::engine::stack::{Action, StackFailed, Stacks};
+use crate::engine::stand_ins;
 use crate::engine::topology::Inputs;
 use crate::engine::{Plan, StepId, StepKind};
 use crate::output::Exit;
@@ -150,6 +152,13 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
         let Some(state) = stacks.describe(&stack.name).await? else {
             return Ok((Action::Unchanged, "NOT_DEPLOYED".to_string(), None));
         };
+        // Against the emulator, what stood in for the resources its CloudFormation skipped goes
+        // first, through the same APIs (stand_ins.rs): moto would keep it otherwise.
+        // A stack that is not complete (a failed create) is deleted as it is.
+        let stand_ins = match env.aws.is_local() && state.is_complete() {
+            true => remove_stand_ins(env, step, &stack.name, &progress).await?,
+            false => None,
+        };
         let template = stack.template.to_string_lossy();
         if template.ends_with("service.yaml") {
             progress.update("scaling the service to 0");
@@ -198,14 +207,21 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
         progress.update("looking for what it left");
         let left = leftovers::still_there(&env.aws, &step.account, &step.region, &resources).await?;
         let where_ = format!("{}/{}", step.account, step.region);
+        // What the stand-ins' removal said goes with the verdict's own note.
+        let with_stand_ins = |note: Option<String>| match (note, stand_ins.clone()) {
+            (Some(note), Some(stand_ins)) => Some(format!("{note}; {stand_ins}")),
+            (note, stand_ins) => note.or(stand_ins),
+        };
         match leftovers::classify(&stack.name, &where_, &resources, &left, &deletion, env.aws.is_local()) {
-            Verdict::Gone { note } => anyhow::Ok((Action::Deleted, "DELETE_COMPLETE".to_string(), note)),
+            Verdict::Gone { note } => {
+                anyhow::Ok((Action::Deleted, "DELETE_COMPLETE".to_string(), with_stand_ins(note)))
+            }
             Verdict::Failed { detail } => Ok((Action::Failed, LEFT_BEHIND.to_string(), Some(detail))),
             Verdict::EmulatorGap { remove, note, complete } => {
                 progress.update("deleting what the emulator left");
                 leftovers::remove(&env.aws, &step.account, &step.region, &remove).await?;
                 let status = if complete { "DELETE_COMPLETE" } else { "LEFT_BY_EMULATOR" };
-                Ok((Action::EmulatorGap, status.to_string(), Some(note)))
+                Ok((Action::EmulatorGap, status.to_string(), with_stand_ins(Some(note))))
             }
         }
     }
@@ -224,6 +240,9 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
                 _ => "Absent",
             };
             progress.finish(word, format!("{place} in {seconds:.1}s"));
+            if let Some(detail) = detail.as_deref().filter(|_| action == Action::Deleted) {
+                env.printer.note(detail);
+            }
             StepResult::new(plan, id, action, status, detail, seconds)
         }
         Err(error) => {
@@ -248,6 +267,33 @@ fn with_dependency_fix(error: anyhow::Error, resources: &[leftovers::Resource], 
         },
         Err(error) => error,
     }
+}
+
+/// Removes the stand-ins of stack `name` (deployed in the emulator) and says what was removed
+/// and what kept; `None` when the stack has none. The template is the one the stack was deployed
+/// from (GetTemplate), so its `DeletionPolicy` is what CloudFormation would go by.
+async fn remove_stand_ins(
+    env: &Env,
+    step: &crate::engine::Step,
+    name: &str,
+    progress: &crate::output::Progress,
+) -> Result<Option<String>> {
+    let deployed = Deployed::read_as_deployed(&env.aws, &step.account, &step.region, name)
+        .await
+        .with_context(|| format!("reading stack {name} to find its stand-ins"))?;
+    let removed = stand_ins::remove(&env.aws, &deployed, Some(progress))
+        .await
+        .with_context(|| format!("removing the stand-ins of stack {name}"))?;
+    if removed.is_empty() {
+        return Ok(None);
+    }
+    let rows: Vec<String> = removed.iter().map(stand_ins::Removed::describe).collect();
+    Ok(Some(format!(
+        "{name} ({}/{}): stand-ins of what the emulator's CloudFormation skipped: {}",
+        step.account,
+        step.region,
+        rows.join("; ")
+    )))
 }
 
 async fn scale_to_zero(env: &Env, account: &str, region: &str) -> Result<()> {

@@ -16,6 +16,7 @@ pub mod preview;
 pub mod report;
 pub mod session;
 pub mod stack;
+pub mod stand_ins;
 pub mod topology;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -41,7 +41,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use aws_sdk_codedeploy::types::{ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType, EcsService};
 use futures_util::future::join_all;
 use serde::Serialize;
 use xshell::{Shell, cmd};
@@ -57,6 +56,7 @@ use crate::bluegreen;
 use crate::cli;
 use crate::config::{Config, Target};
 use crate::engine::deployed::Deployed;
+use crate::engine::stand_ins;
 use crate::output::{Exit, Usage, table};
 use crate::project::{CODEBUILD_COMMIT_VAR, SOURCE_TIME_VAR};
 use crate::release_files::manifest::{Manifest, get_object};
@@ -713,7 +713,7 @@ impl Rehearsal<'_> {
 
         let application = action.setting("ApplicationName")?;
         let group = action.setting("DeploymentGroupName")?;
-        let gaps = self.ensure_codedeploy(workload, &application, &group).await?;
+        let gaps = self.ensure_codedeploy(workload).await?;
 
         let codedeploy = release.codedeploy(&region);
         let target = bluegreen::Deployment {
@@ -747,82 +747,31 @@ impl Rehearsal<'_> {
     }
 
     /// Makes sure the CodeDeploy application and deployment group exist where the action deploys.
-    /// moto's CloudFormation skips both resources of the release stack, so what is missing is
-    /// created through the CodeDeploy API, as the operator, from the release template's own
-    /// properties resolved with the deployed stack; each creation is returned as a note.
-    async fn ensure_codedeploy(
-        &self,
-        workload: &crate::config::Workload,
-        application: &str,
-        group: &str,
-    ) -> Result<Vec<String>> {
-        let codedeploy = self.aws.codedeploy(&workload.account, &workload.region).await?;
+    /// moto's CloudFormation skips both resources of the release stack; `deploy --local` stands
+    /// them in through the CodeDeploy API (`engine/stand_ins.rs`), and so does this, for a release
+    /// stack deployed otherwise: what is missing is created, as the operator, from the release
+    /// template's own properties resolved with the deployed stack. Each one is returned as a note;
+    /// one that cannot be stood in is an error (the deploy action would fail on it).
+    async fn ensure_codedeploy(&self, workload: &crate::config::Workload) -> Result<Vec<String>> {
         let stack = self.config.stack_name("release");
         let template = Template::load(&self.ctx.root.join("cfn/workload/release.yaml"))?;
         let deployed = Deployed::read(&self.aws, &workload.account, &workload.region, &stack, template.body).await?;
-        let resolver = deployed.resolver();
-        let mut notes = Vec::new();
-        let gap = |logical: &str, kind: &str, name: &str| {
-            format!(
-                "emulator gap: moto's CloudFormation skipped {kind} {logical} `{name}` of {stack}; created through the CodeDeploy API from its template properties"
-            )
-        };
-        if codedeploy.get_application().application_name(application).send().await.is_err() {
-            let logical = resolver.only_resource_of("AWS::CodeDeploy::Application")?;
-            let platform = resolver.resource_property(&logical, "ComputePlatform")?.unwrap_or_default();
-            codedeploy
-                .create_application()
-                .application_name(application)
-                .compute_platform(ComputePlatform::from(platform.as_str().unwrap_or("ECS")))
-                .send()
-                .await
-                .aws(&codedeploy)
-                .with_context(|| format!("creating CodeDeploy application {application} in {}", workload.account))?;
-            notes.push(gap(&logical, "AWS::CodeDeploy::Application", application));
-        }
-        let existing =
-            codedeploy.get_deployment_group().application_name(application).deployment_group_name(group).send().await;
-        if existing.is_err() {
-            let logical = resolver.only_resource_of("AWS::CodeDeploy::DeploymentGroup")?;
-            let property = |name: &str| -> Result<serde_json::Value> {
-                resolver.resource_property(&logical, name)?.with_context(|| format!("{logical} has no {name}"))
-            };
-            let style = property("DeploymentStyle")?;
-            let services: Vec<EcsService> = property("ECSServices")?
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|service| {
-                    EcsService::builder()
-                        .cluster_name(service["ClusterName"].as_str().unwrap_or_default())
-                        .service_name(service["ServiceName"].as_str().unwrap_or_default())
-                        .build()
-                })
-                .collect();
-            codedeploy
-                .create_deployment_group()
-                .application_name(application)
-                .deployment_group_name(group)
-                .service_role_arn(property("ServiceRoleArn")?.as_str().unwrap_or_default())
-                .deployment_config_name(property("DeploymentConfigName")?.as_str().unwrap_or_default())
-                .deployment_style(
-                    DeploymentStyle::builder()
-                        .deployment_type(DeploymentType::from(style["DeploymentType"].as_str().unwrap_or_default()))
-                        .deployment_option(DeploymentOption::from(
-                            style["DeploymentOption"].as_str().unwrap_or_default(),
-                        ))
-                        .build(),
-                )
-                .set_ecs_services(Some(services))
-                .send()
-                .await
-                .aws(&codedeploy)
-                .with_context(|| {
-                    format!("creating CodeDeploy deployment group {application}/{group} in {}", workload.account)
-                })?;
-            notes.push(gap(&logical, "AWS::CodeDeploy::DeploymentGroup", group));
-        }
-        Ok(notes)
+        let listed = deployed.scope.physical_ids.keys().cloned().collect();
+        let mut gaps = crate::engine::gaps::missing_in(&deployed.template, &deployed.scope, &listed)?;
+        gaps.retain(|gap| gap.kind.starts_with("AWS::CodeDeploy::"));
+        stand_ins::stand_in(&self.aws, &deployed, &mut gaps, None).await;
+        gaps.iter()
+            .map(|gap| {
+                let note = gap.note.as_deref().unwrap_or_default();
+                match gap.stand_in {
+                    Some(_) => Ok(format!(
+                        "emulator gap: moto's CloudFormation skipped {} {} of {stack}; stand-in: {note}",
+                        gap.kind, gap.logical_id
+                    )),
+                    None => Err(anyhow!("{} {} of {stack}: {note}", gap.kind, gap.logical_id)),
+                }
+            })
+            .collect()
     }
 }
 

@@ -4,7 +4,7 @@
 //! step, with the root cause of each failure.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,10 +15,13 @@ use tokio::task::JoinSet;
 use crate::aws::Aws;
 use crate::aws::error::one_line;
 use crate::config::Config;
+use crate::engine::deployed::Deployed;
 use crate::engine::gaps::{self, EmulatorGap};
 use crate::engine::stack::{self, Action, Method, ParamValue, StackFailed, StackRequest, Stacks};
+use crate::engine::stand_ins;
 use crate::engine::{Outputs, Param, Plan, StepId, StepKind, actions};
 use crate::output::Printer;
+use crate::template::Template;
 
 /// What the steps need to run.
 pub struct Env {
@@ -234,8 +237,25 @@ async fn deploy_stack(
         true => {
             progress.update("comparing the stack's resources with its template");
             let parameters = &deployed.parameters;
-            gaps::of_stack(&client, &stack_step.name, &request.template_body, &step.account, &step.region, parameters)
-                .await?
+            let mut found = gaps::of_stack(
+                &client,
+                &stack_step.name,
+                &request.template_body,
+                &step.account,
+                &step.region,
+                parameters,
+            )
+            .await?;
+            // The Code* resources the emulator serves an API for are created through it
+            // (stand_ins.rs), so that the rest of the system finds them locally.
+            if stand_ins::any(&found) {
+                progress.update("creating what the emulator's CloudFormation skipped through its own API");
+                let template = Template::parse(Path::new(&stack_step.name), &request.template_body)?;
+                let as_deployed =
+                    Deployed::read(&env.aws, &step.account, &step.region, &stack_step.name, template.body).await?;
+                stand_ins::stand_in(&env.aws, &as_deployed, &mut found, Some(progress)).await;
+            }
+            found
         }
         false => Vec::new(),
     };

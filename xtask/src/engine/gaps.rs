@@ -14,6 +14,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::aws::AwsResultExt;
 use crate::template::Template;
@@ -28,15 +29,25 @@ pub struct EmulatorGap {
     /// What stands in for it locally: `api` when the local run created it through the service's
     /// own API from the template's properties, `null` when nothing does.
     pub stand_in: Option<String>,
+    /// What the stand-in did (created or found, what the emulator's API ignored), or why there
+    /// is none (`stand_ins.rs`).
+    pub note: Option<String>,
 }
 
 /// The resources of `template_body` (deployed as `stack` with `parameters`) that
 /// `listed` (DescribeStackResources' logical ids) does not hold.
 pub fn missing(template_body: &str, scope: &Scope, listed: &BTreeSet<String>) -> Result<Vec<EmulatorGap>> {
     let template = Template::parse(Path::new(&scope.stack_name), template_body)?;
-    let resolver = Resolver::new(&template.body, scope);
+    missing_in(&template.body, scope, listed)
+}
+
+/// [`missing`] of a parsed template.
+pub fn missing_in(template: &Value, scope: &Scope, listed: &BTreeSet<String>) -> Result<Vec<EmulatorGap>> {
+    let resolver = Resolver::new(template, scope);
     let mut gaps = Vec::new();
-    for (logical_id, resource) in template.resources() {
+    let resources = template["Resources"].as_object().into_iter().flatten();
+    for (logical_id, resource) in resources {
+        let logical_id = logical_id.as_str();
         if listed.contains(logical_id) {
             continue;
         }
@@ -46,7 +57,12 @@ pub fn missing(template_body: &str, scope: &Scope, listed: &BTreeSet<String>) ->
             continue;
         }
         let kind = resource.get("Type").and_then(|value| value.as_str()).unwrap_or("unknown");
-        gaps.push(EmulatorGap { logical_id: logical_id.to_string(), kind: kind.to_string(), stand_in: None });
+        gaps.push(EmulatorGap {
+            logical_id: logical_id.to_string(),
+            kind: kind.to_string(),
+            stand_in: None,
+            note: None,
+        });
     }
     Ok(gaps)
 }
@@ -93,10 +109,16 @@ pub fn describe(stack: &str, place: &str, gaps: &[EmulatorGap]) -> String {
             None => format!("{} ({})", gap.logical_id, gap.kind),
         })
         .collect();
-    format!(
+    let notes: Vec<String> =
+        gaps.iter().filter_map(|gap| Some(format!("{}: {}", gap.logical_id, gap.note.as_deref()?))).collect();
+    let mut text = format!(
         "{stack} ({place}): the emulator's CloudFormation reported the stack complete without creating {}; on AWS each is created or the stack fails",
         named.join(", ")
-    )
+    );
+    if !notes.is_empty() {
+        text.push_str(&format!(". Stand-ins: {}", notes.join("; ")));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -155,6 +177,7 @@ Resources:
             logical_id: id.into(),
             kind: kind.into(),
             stand_in: stand_in.map(str::to_string),
+            note: stand_in.map(|_| "`web` created through the CodeCommit API".to_string()),
         };
         let text = describe(
             "web-source",
@@ -172,5 +195,6 @@ Resources:
             text.contains("Repository (AWS::CodeCommit::Repository, stand-in: api), Policy (AWS::S3::BucketPolicy)"),
             "{text}"
         );
+        assert!(text.ends_with(". Stand-ins: Repository: `web` created through the CodeCommit API"), "{text}");
     }
 }

@@ -168,6 +168,7 @@ mod tests {
             logical_id: "Repository".into(),
             kind: "AWS::CodeCommit::Repository".into(),
             stand_in: Some("api".into()),
+            note: Some("created through the CodeCommit API".into()),
         };
         let summary = Summary {
             stacks: vec![StackRow {

@@ -4,9 +4,9 @@
 //!
 //! These runs pass `--image`, so they deploy the stacks without building and pushing the site's
 //! image (the release tests cover that path). What the emulator cannot prove: replica keys (its
-//! CloudFormation skips them; the plan reports them as an emulator gap), bucket policies and
-//! Code* resources (skipped silently), running tasks, change-set diffs of updates, and deleting a
-//! VPC with route tables.
+//! CloudFormation skips them; the plan reports them as an emulator gap), bucket policies (declared
+//! gaps; the Code* resources it skips get API stand-ins, asserted here), running tasks,
+//! change-set diffs of updates, and deleting a VPC with route tables.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use xtask::aws::{Aws, Endpoint};
 use xtask::config::Config;
 
-use crate::release::{create_deployment_group, deployments};
+use crate::release::deployments;
 use crate::support::{Moto, Scratch, stderr};
 
 const IMAGE: &str = "222222222222.dkr.ecr.ap-south-1.amazonaws.com/web@sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -104,6 +104,153 @@ async fn parameters(aws: &Aws, account: &str, region: &str, stack: &str) -> std:
         .collect()
 }
 
+/// The kinds of resource the emulator's CloudFormation skips and a local deploy stands in for
+/// through their own APIs, and how many the default topology has of each.
+const STAND_INS: [(&str, usize); 5] = [
+    ("AWS::CodeCommit::Repository", 1),
+    ("AWS::CodeBuild::Project", 2),
+    ("AWS::CodePipeline::Pipeline", 1),
+    ("AWS::CodeDeploy::Application", 3),
+    ("AWS::CodeDeploy::DeploymentGroup", 3),
+];
+
+/// Every gap of a stand-in kind in a deploy's JSON summary says `stand_in: api`, there are as
+/// many as the topology has, and each note contains `word` (`created`, `found`) or, for those
+/// `destroy` could not remove, `found`.
+fn assert_stood_in(summary: &serde_json::Value, created: &[&str]) {
+    let gaps: Vec<serde_json::Value> = summary["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row["emulator_gaps"].as_array().unwrap().clone())
+        .collect();
+    for (kind, count) in STAND_INS {
+        let of_kind: Vec<&serde_json::Value> = gaps.iter().filter(|gap| gap["type"] == kind).collect();
+        assert_eq!(of_kind.len(), count, "{kind}: {gaps:?}");
+        for gap in of_kind {
+            assert_eq!(gap["stand_in"], "api", "{gap}");
+            let note = gap["note"].as_str().unwrap_or_default();
+            let word = if created.contains(&kind) { "created through the" } else { "found (made by an earlier run)" };
+            assert!(note.contains(word), "{kind}: {word:?} expected in {note:?}");
+        }
+    }
+    // The other gaps (bucket policies, the alarm) have no stand-in, and say none.
+    for gap in gaps.iter().filter(|gap| !STAND_INS.iter().any(|(kind, _)| gap["type"] == *kind)) {
+        assert_eq!(gap["stand_in"], serde_json::Value::Null, "{gap}");
+    }
+}
+
+/// The stand-ins as the emulator's APIs hold them: the repository, both build projects, the
+/// pipeline and each workload's CodeDeploy application and group, with the template's key
+/// properties. Returns the pipeline's and the release project's creation times, which a deploy
+/// that leaves them does not change.
+async fn assert_stand_ins_exist(aws: &Aws, config: &Config) -> (String, String) {
+    let (tools, region) = (config.tools.account.as_str(), config.tools.region.as_str());
+    let codecommit = aws.codecommit(tools, region).await.unwrap();
+    let repository = codecommit.get_repository().repository_name(&config.source.repository).send().await.unwrap();
+    let metadata = repository.repository_metadata().unwrap();
+    assert_eq!(
+        metadata.repository_description(),
+        Some("Source of web-source; a merge to main starts the release pipeline.")
+    );
+
+    let codebuild = aws.codebuild(tools, region).await.unwrap();
+    let names = [config.build_role_name(), config.validate_project_name()];
+    let projects = codebuild.batch_get_projects().set_names(Some(names.to_vec())).send().await.unwrap();
+    assert_eq!(projects.projects().len(), 2, "{:?}", projects.projects());
+    for project in projects.projects() {
+        assert_eq!(project.service_role(), Some("arn:aws:iam::111111111111:role/web-build"), "{project:?}");
+        let variables = project.environment().unwrap().environment_variables();
+        assert_eq!(variables[0].name(), "CI_STEP");
+        let (source, step) = match project.name() == Some(names[0].as_str()) {
+            true => ("CODEPIPELINE", "build"),
+            false => ("CODECOMMIT", "check"),
+        };
+        assert_eq!(project.source().unwrap().r#type().as_str(), source);
+        assert_eq!(variables[0].value(), step);
+    }
+    let release_project = projects
+        .projects()
+        .iter()
+        .find(|project| project.name() == Some(names[0].as_str()))
+        .and_then(|project| project.created())
+        .map(|time| time.to_string())
+        .unwrap();
+
+    let codepipeline = aws.codepipeline(tools, region).await.unwrap();
+    let pipeline = codepipeline.get_pipeline().name(&config.app).send().await.unwrap();
+    let declaration = pipeline.pipeline().unwrap();
+    assert_eq!(declaration.role_arn(), "arn:aws:iam::111111111111:role/web-pipeline");
+    let stages: Vec<&str> = declaration.stages().iter().map(|stage| stage.name()).collect();
+    assert_eq!(stages, ["Source", "Build", "Wave1", "Wave2"]);
+    let deploys: Vec<&str> = declaration.stages()[3].actions().iter().map(|action| action.name()).collect();
+    assert_eq!(deploys, ["Deploy-europe", "Deploy-us"]);
+    let stores = declaration.artifact_stores().unwrap();
+    assert_eq!(stores.len(), 3, "one artifact store per region: {stores:?}");
+    let pipeline_created = pipeline.metadata().and_then(|metadata| metadata.created()).map(|time| time.to_string());
+
+    for workload in &config.workloads {
+        let codedeploy = aws.codedeploy(&workload.account, &workload.region).await.unwrap();
+        let application = codedeploy.get_application().application_name(&config.app).send().await.unwrap();
+        let platform = application.application().and_then(|info| info.compute_platform()).map(|p| p.as_str());
+        assert_eq!(platform, Some("ECS"), "{}", workload.name);
+        let group = codedeploy
+            .get_deployment_group()
+            .application_name(&config.app)
+            .deployment_group_name(&config.app)
+            .send()
+            .await
+            .unwrap();
+        let info = group.deployment_group_info().unwrap();
+        let role = info.service_role_arn().unwrap_or_default();
+        assert!(
+            role.starts_with(&format!("arn:aws:iam::{}:role/", workload.account)) && role.contains("CodeDeployRole"),
+            "{}: {role}",
+            workload.name
+        );
+        assert_eq!(info.deployment_config_name(), Some("CodeDeployDefault.ECSCanary10Percent5Minutes"));
+        let services = info.ecs_services();
+        assert_eq!((services[0].cluster_name(), services[0].service_name()), (Some("web"), Some("web")));
+    }
+    (pipeline_created.unwrap_or_default(), release_project)
+}
+
+/// After a destroy: the retained repository is still there, the projects and the pipeline are
+/// gone, and the CodeDeploy stand-ins (which moto's API cannot delete) are still there; the
+/// destroy's output said each.
+async fn assert_stand_ins_removed(aws: &Aws, config: &Config, destroyed: &Output) {
+    let text = stderr(destroyed);
+    let (tools, region) = (config.tools.account.as_str(), config.tools.region.as_str());
+    let codecommit = aws.codecommit(tools, region).await.unwrap();
+    codecommit
+        .get_repository()
+        .repository_name(&config.source.repository)
+        .send()
+        .await
+        .expect("the repository is retained");
+    assert!(
+        text.contains("Repository (AWS::CodeCommit::Repository) `web`: kept: its DeletionPolicy is Retain"),
+        "{text}"
+    );
+    let codebuild = aws.codebuild(tools, region).await.unwrap();
+    let names = vec![config.build_role_name(), config.validate_project_name()];
+    let projects = codebuild.batch_get_projects().set_names(Some(names)).send().await.unwrap();
+    assert!(projects.projects().is_empty(), "projects left: {:?}", projects.projects());
+    assert!(text.contains("ValidateProject (AWS::CodeBuild::Project) `web-validate`: deleted"), "{text}");
+    let codepipeline = aws.codepipeline(tools, region).await.unwrap();
+    let error = codepipeline.get_pipeline().name(&config.app).send().await.expect_err("the pipeline is deleted");
+    assert!(error.as_service_error().is_some_and(|error| error.is_pipeline_not_found_exception()), "{error:?}");
+    assert!(text.contains("Pipeline (AWS::CodePipeline::Pipeline) `web`: deleted"), "{text}");
+    for workload in &config.workloads {
+        let codedeploy = aws.codedeploy(&workload.account, &workload.region).await.unwrap();
+        codedeploy.get_application().application_name(&config.app).send().await.expect("kept: moto cannot delete it");
+    }
+    assert!(
+        text.contains("DeploymentGroup (AWS::CodeDeploy::DeploymentGroup) `web/web`: kept: emulator gap: moto's CodeDeploy serves no DeleteDeploymentGroup"),
+        "{text}"
+    );
+}
+
 /// The whole topology, then a no-op redeploy, `plan` exiting 0, a changed setting touching only
 /// its stacks, `status`, and `destroy`.
 #[tokio::test(flavor = "multi_thread")]
@@ -157,8 +304,13 @@ async fn the_default_topology_deploys_whole_and_converges() {
         }
     }
 
+    // What the emulator's CloudFormation skipped of the Code* resources stands in, made through
+    // their own APIs from the templates' properties.
+    assert_stood_in(&summary(&first), &STAND_INS.map(|(kind, _)| kind));
+    let (topology, aws) = aws(&config, &moto).await;
+    let made = assert_stand_ins_exist(&aws, &topology).await;
+
     // Values wired across stacks, accounts and regions.
-    let (_, aws) = aws(&config, &moto).await;
     let key = outputs(&aws, "111111111111", "ap-south-1", "web-key").await;
     let key_id = &key["KeyId"];
     let network = outputs(&aws, "333333333333", "eu-central-1", "web-network").await;
@@ -181,6 +333,9 @@ async fn the_default_topology_deploys_whole_and_converges() {
         let expected = if name == "web-key-replica" { "emulator-gap" } else { "unchanged" };
         assert_eq!(action, expected, "{name} in {account}/{region}");
     }
+    // The stand-ins are found and left as they are.
+    assert_stood_in(&summary(&second), &[]);
+    assert_eq!(assert_stand_ins_exist(&aws, &topology).await, made, "a second deploy made nothing anew");
     let plan = run(&scratch, &config, &["plan"]);
     assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
     assert!(stderr(&plan).contains("0 of 25 stacks would change"), "{}", stderr(&plan));
@@ -253,10 +408,16 @@ async fn the_default_topology_deploys_whole_and_converges() {
     let elb = aws.elbv2("333333333333", "eu-central-1").await.unwrap();
     let groups = elb.describe_target_groups().send().await.unwrap();
     assert!(groups.target_groups().is_empty(), "target groups left: {:?}", groups.target_groups());
+    // Destroy removed the stand-ins it could, before their stacks, and said what it kept.
+    assert_stand_ins_removed(&aws, &topology, &destroyed).await;
     let again = run(&scratch, &scaled, &["deploy", "--image", IMAGE, "--json"]);
     assert!(again.status.success(), "a deploy after a destroy must converge:\n{}", stderr(&again));
+    // What destroy removed is made again; what it kept is found.
+    assert_stood_in(&summary(&again), &["AWS::CodeBuild::Project", "AWS::CodePipeline::Pipeline"]);
+    assert_stand_ins_exist(&aws, &topology).await;
     let destroyed = run(&scratch, &scaled, &["destroy", "--force", "--json"]);
     assert!(destroyed.status.success(), "{}", stderr(&destroyed));
+    assert_stand_ins_removed(&aws, &topology, &destroyed).await;
     let after = run(&scratch, &scaled, &["status", "--json"]);
     let states: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
     assert!(states["stacks"].as_array().unwrap().iter().all(|row| row["status"] == "NOT_DEPLOYED"), "{states}");
@@ -486,10 +647,8 @@ async fn a_task_size_change_goes_out_with_the_release_and_a_port_change_is_refus
     }
     assert_eq!(service_and_alb(&aws, &topology).await, before, "the stacks keep the size they were created with");
 
-    // The release registers the new size in every workload.
-    for workload in &topology.workloads {
-        create_deployment_group(&aws, &topology, workload).await;
-    }
+    // The release registers the new size in every workload (the deploy stood in each workload's
+    // CodeDeploy application and group).
     let out = scratch.path.join("out");
     let out = out.to_str().unwrap();
     let image = format!("sha256:{}", "2".repeat(64));

@@ -2,21 +2,15 @@
 //! the test's own (after `deploy --local` built the topology there), and the local rehearsal on
 //! the real Docker engine.
 //!
-//! The emulator's CloudFormation does not create Code* resources, so these tests create each
+//! The emulator's CloudFormation does not create Code* resources; `deploy --local` creates each
 //! workload's CodeDeploy application and deployment group, and the tools account's pipeline,
-//! through the CodeDeploy and CodePipeline APIs first. Its CodeDeploy records a deployment and
-//! never runs it (status `Created`, no lifecycle events, no traffic shift), and its CodePipeline
-//! records an execution as `Succeeded` at once without running a stage: the tests assert what the
-//! emulator records (the registered task definition, the inline AppSpec naming it, the image it
-//! pins, the order of the waves), not a rollout.
+//! through the CodeDeploy and CodePipeline APIs from the templates (`engine/stand_ins.rs`). Its
+//! CodeDeploy records a deployment and never runs it (status `Created`, no lifecycle events, no
+//! traffic shift), and its CodePipeline records an execution as `Succeeded` at once without
+//! running a stage: the tests assert what the emulator records (the registered task definition,
+//! the inline AppSpec naming it, the image it pins, the order of the waves), not a rollout.
 
-use aws_sdk_codedeploy::types::{
-    ComputePlatform, DeploymentOption, DeploymentStyle, DeploymentType, RevisionLocationType,
-};
-use aws_sdk_codepipeline::types::{
-    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, OutputArtifact,
-    PipelineDeclaration, StageDeclaration,
-};
+use aws_sdk_codedeploy::types::RevisionLocationType;
 use xtask::aws::Aws;
 use xtask::config::{Config, Workload};
 use xtask::local::site::{self, Colour, SiteSpec};
@@ -25,33 +19,6 @@ use xtask::site_image::{self, Options};
 
 use crate::package::{Topology, digest};
 use crate::support::{self, Cleanup};
-
-/// What `cargo xtask deploy` would have made with the release stack on AWS: the application and
-/// its ECS blue/green deployment group, named `<app>`.
-pub async fn create_deployment_group(aws: &Aws, config: &Config, workload: &Workload) {
-    let codedeploy = aws.codedeploy(&workload.account, &workload.region).await.unwrap();
-    codedeploy
-        .create_application()
-        .application_name(&config.app)
-        .compute_platform(ComputePlatform::Ecs)
-        .send()
-        .await
-        .unwrap();
-    codedeploy
-        .create_deployment_group()
-        .application_name(&config.app)
-        .deployment_group_name(&config.app)
-        .service_role_arn(format!("arn:aws:iam::{}:role/codedeploy", workload.account))
-        .deployment_style(
-            DeploymentStyle::builder()
-                .deployment_type(DeploymentType::BlueGreen)
-                .deployment_option(DeploymentOption::WithTrafficControl)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
 
 /// The deployments the emulator recorded for the app in a workload.
 pub async fn deployments(aws: &Aws, config: &Config, workload: &Workload) -> Vec<String> {
@@ -88,13 +55,24 @@ fn ecr_image(workload: &Workload, digest: &str) -> String {
 /// previous release's task definition, once. `release --via pipeline` starts the tools pipeline.
 #[tokio::test(flavor = "multi_thread")]
 async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back() {
-    let topology = Topology::deploy("release", None);
+    let topology = Topology::new("release", None, "");
     let (config, aws) = topology.aws().await;
     let (india, europe, us) = (&config.workloads[0], &config.workloads[1], &config.workloads[2]);
     assert_eq!((india.wave, europe.wave, us.wave), (1, 2, 2));
-    for workload in [europe, us] {
-        create_deployment_group(&aws, &config, workload).await;
-    }
+    // india's release role made by hand: its release stack fails, so india gets no CodeDeploy
+    // application (moto's CodeDeploy deletes none, so a missing one is made this way), and the
+    // pipeline stack, which names every release role, is skipped.
+    let iam = aws.iam(&india.account, &india.region).await.unwrap();
+    let squatter = format!("{}-release-{}", config.app, india.region);
+    iam.create_role()
+        .role_name(&squatter)
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    let partial = topology.xtask(&["deploy", "--image", crate::package::IMAGE]);
+    assert_eq!(partial.code, Some(1), "{}", partial.stderr);
+    assert!(partial.stderr.contains("web-release@india"), "{}", partial.stderr);
     let out = topology.out("out");
     let out = out.to_str().unwrap();
 
@@ -121,8 +99,20 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
         );
     }
 
-    // With india's group in place: one deployment per workload, in wave order.
-    create_deployment_group(&aws, &config, india).await;
+    // No pipeline stack, no pipeline: a clear error.
+    let missing = topology.xtask(&["release", "--via", "pipeline"]);
+    assert_ne!(missing.code, Some(0));
+    assert!(missing.stderr.contains("is the pipeline stack deployed"), "{}", missing.stderr);
+
+    // With india's release stack deployed (and so its group): one deployment per workload, in
+    // wave order.
+    iam.delete_role().role_name(&squatter).send().await.unwrap();
+    // moto leaves the failed stack CREATE_IN_PROGRESS (where AWS rolls it back), which a deploy
+    // waits on and gives up: deleted here, as an operator would after reading its events.
+    let cloudformation = aws.cloudformation(&india.account, &india.region).await.unwrap();
+    cloudformation.delete_stack().stack_name(config.stack_name("release")).send().await.unwrap();
+    let whole = topology.xtask(&["deploy", "--image", crate::package::IMAGE]);
+    assert_eq!(whole.code, Some(0), "{}", whole.stderr);
     let first = topology.xtask_json(&["release", "--direct", "--image-digest", &digest('1'), "--out", out, "--json"]);
     let rows = first["deployments"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
@@ -164,54 +154,8 @@ async fn release_direct_goes_wave_by_wave_stops_at_a_failed_wave_and_rolls_back(
     assert_ne!(again.code, Some(0));
     assert!(again.stderr.contains("nothing earlier"), "{}", again.stderr);
 
-    // The pipeline: missing first (a clear error), then created through the API and started.
-    let missing = topology.xtask(&["release", "--via", "pipeline"]);
-    assert_ne!(missing.code, Some(0));
-    assert!(missing.stderr.contains("is the pipeline stack deployed"), "{}", missing.stderr);
+    // The pipeline the deploy stood in from the pipeline template: started.
     let pipeline = aws.codepipeline(&config.tools.account, &config.tools.region).await.unwrap();
-    let action = |name: &str, category: ActionCategory, provider: &str| {
-        ActionDeclaration::builder()
-            .name(name)
-            .action_type_id(
-                ActionTypeId::builder()
-                    .category(category)
-                    .owner(ActionOwner::Aws)
-                    .provider(provider)
-                    .version("1")
-                    .build()
-                    .unwrap(),
-            )
-            .output_artifacts(OutputArtifact::builder().name(format!("{name}Artifact")).build().unwrap())
-            .build()
-            .unwrap()
-    };
-    let declaration = PipelineDeclaration::builder()
-        .name(&config.app)
-        .role_arn(config.tools_role_arn(&config.pipeline_role_name()))
-        .artifact_store(
-            ArtifactStore::builder()
-                .r#type(ArtifactStoreType::S3)
-                .location(config.bucket_name(&config.tools.region))
-                .build()
-                .unwrap(),
-        )
-        .stages(
-            StageDeclaration::builder()
-                .name("Source")
-                .actions(action("Source", ActionCategory::Source, "CodeCommit"))
-                .build()
-                .unwrap(),
-        )
-        .stages(
-            StageDeclaration::builder()
-                .name("Build")
-                .actions(action("Build", ActionCategory::Build, "CodeBuild"))
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    pipeline.create_pipeline().pipeline(declaration).send().await.unwrap();
     let started = topology.xtask_json(&["release", "--via", "pipeline", "--json"]);
     assert_eq!(started["via"], "pipeline");
     let execution = started["pipeline"]["execution_id"].as_str().unwrap();
