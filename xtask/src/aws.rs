@@ -218,7 +218,7 @@ impl Aws {
         let account_config = self.account_config(account).await?;
         let endpoint = match &self.inner.endpoint {
             Endpoint::Local(url) => Some(url.as_str()),
-            Endpoint::Aws => None,
+            Endpoint::Aws => account_config.endpoint_url(),
         };
         let app_name =
             AppName::new(error::app_name(account, endpoint)).context("an account id makes a valid app name")?;

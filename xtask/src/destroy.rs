@@ -188,9 +188,7 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
         }
         // What the stack holds, read before it goes: after the deletion, each is looked for.
         progress.update("listing its resources");
-        let resources =
-            leftovers::resources(&env.aws, &step.account, &step.region, &stack.name, &env.root.join(&stack.template))
-                .await?;
+        let resources = leftovers::resources(&env.aws, &step.account, &step.region, &stack.name).await?;
         let deleted = match empty && template.ends_with("artifacts.yaml") {
             true => delete_artifact_stack(env, step, &stacks, &stack.name, &progress).await,
             false => stacks.delete(&stack.name, &progress).await.map(|_| ()),
@@ -205,7 +203,20 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
             Err(error) => Deletion::Dropped { cause: StepResult::failure(&error, "DELETE_FAILED").1 },
         };
         progress.update("looking for what it left");
-        let left = leftovers::still_there(&env.aws, &step.account, &step.region, &resources).await?;
+        let mut left = leftovers::still_there(&env.aws, &step.account, &step.region, &resources).await?;
+        // On AWS a resource CloudFormation just deleted can still be found for a moment ("If you
+        // delete a bucket and immediately list all buckets, the deleted bucket might still
+        // appear": https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel):
+        // look again for up to a minute before calling it left behind.
+        let patience = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !env.aws.is_local()
+            && left.iter().any(|item| !item.resource.retained)
+            && std::time::Instant::now() < patience
+        {
+            progress.update("looking again in 10 s for what it left (deletions show with a delay)");
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            left = leftovers::still_there(&env.aws, &step.account, &step.region, &resources).await?;
+        }
         let where_ = format!("{}/{}", step.account, step.region);
         // What the stand-ins' removal said goes with the verdict's own note.
         let with_stand_ins = |note: Option<String>| match (note, stand_ins.clone()) {
@@ -240,9 +251,6 @@ async fn destroy_stack(plan: &Plan, env: &Env, id: StepId, empty: bool) -> StepR
                 _ => "Absent",
             };
             progress.finish(word, format!("{place} in {seconds:.1}s"));
-            if let Some(detail) = detail.as_deref().filter(|_| action == Action::Deleted) {
-                env.printer.note(detail);
-            }
             StepResult::new(plan, id, action, status, detail, seconds)
         }
         Err(error) => {

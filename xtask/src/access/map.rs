@@ -123,6 +123,8 @@ mod doc {
         "https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html";
     pub const CFN_STACK_RESOURCES: &str =
         "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackResources.html";
+    pub const CFN_GET_TEMPLATE: &str =
+        "https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_GetTemplate.html";
     pub const LOGS_DESCRIBE: &str =
         "https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_DescribeLogGroups.html";
     pub const ECR_DESCRIBE: &str =
@@ -369,6 +371,7 @@ pub fn entries(config: &Config, policies: &Policies) -> Result<Vec<Entry>> {
         };
         let stacks = format!("arn:aws:cloudformation:{region}:{account}:stack/{app}-*/*");
         operator.call("cloudformation:DescribeStackResources", &stacks, account, &[], doc::CFN_STACK_RESOURCES);
+        operator.call("cloudformation:GetTemplate", &stacks, account, &[], doc::CFN_GET_TEMPLATE);
         let groups = format!("arn:aws:logs:{region}:{account}:log-group:*");
         operator.call("logs:DescribeLogGroups", &groups, account, &[], doc::LOGS_DESCRIBE);
         if account == tools {

@@ -97,35 +97,53 @@ impl<T: Placed + ?Sized> Placed for &T {
     }
 }
 
-/// The app name every client of the xtask carries for `account`: `gbg-<account>`, and against the
-/// local emulator `gbg-<account>-emulator-<port>` (the SDK's config keeps no readable endpoint
-/// URL, so the emulator's port travels in the name, for [`AwsError`]'s line; an app name allows
-/// letters, digits and `-`).
+/// The app name every client of the xtask carries for `account`: `gbg-<account>`; against the
+/// local emulator `gbg-<account>-emulator-<port>`, and with any other endpoint URL (a profile's or
+/// `AWS_ENDPOINT_URL`'s) `gbg-<account>-custom`. A service client's config keeps no readable
+/// endpoint URL (only the `SdkConfig` it was built from does), so where its calls go travels in
+/// the name, for [`AwsError`]'s line; an app name allows letters, digits and `-`.
 pub fn app_name(account: &str, endpoint: Option<&str>) -> String {
     let port = endpoint.and_then(|url| url.strip_prefix(EMULATOR_HOST)).and_then(|port| port.parse::<u16>().ok());
-    match port {
-        Some(port) => format!("{APP_PREFIX}{account}{EMULATOR_MARK}{port}"),
-        None => format!("{APP_PREFIX}{account}"),
+    match (port, endpoint) {
+        (Some(port), _) => format!("{APP_PREFIX}{account}{EMULATOR_MARK}{port}"),
+        (None, Some(_)) => format!("{APP_PREFIX}{account}{CUSTOM_MARK}"),
+        (None, None) => format!("{APP_PREFIX}{account}"),
     }
 }
 
 const APP_PREFIX: &str = "gbg-";
 const EMULATOR_MARK: &str = "-emulator-";
+const CUSTOM_MARK: &str = "-custom";
 const EMULATOR_HOST: &str = "http://127.0.0.1:";
 
 /// Where a client of `service` (its IAM prefix) in `region` sends its calls: the emulator named in
 /// `app_name`, else AWS's public endpoint for the service and region
-/// (https://docs.aws.amazon.com/general/latest/gr/rande.html#regional-endpoints; IAM is global:
-/// https://docs.aws.amazon.com/general/latest/gr/iam-service.html).
+/// (https://docs.aws.amazon.com/general/latest/gr/rande.html#regional-endpoints; `.com.cn` in
+/// China; IAM's one endpoint per partition: https://docs.aws.amazon.com/general/latest/gr/iam-service.html).
+/// `None` where the SDK may be sending elsewhere: a custom endpoint URL (the app name says so, or
+/// a service's `AWS_ENDPOINT_URL_<SERVICE>`), FIPS or dual-stack endpoints.
 fn endpoint_of(app_name: Option<&str>, service: &str, region: Option<&str>) -> Option<String> {
     if let Some(port) = app_name.and_then(|name| name.split_once(EMULATOR_MARK)).map(|(_, port)| port) {
         return Some(format!("{EMULATOR_HOST}{port}"));
     }
-    let host = match (service, region) {
-        ("iam", _) => "iam.amazonaws.com".to_string(),
-        ("ecr", Some(region)) => format!("api.ecr.{region}.amazonaws.com"),
-        (service, Some(region)) => format!("{service}.{region}.amazonaws.com"),
-        (_, None) => return None,
+    let elsewhere = app_name.is_some_and(|name| name.ends_with(CUSTOM_MARK))
+        || std::env::vars_os().any(|(name, _)| {
+            let name = name.to_string_lossy();
+            name.starts_with("AWS_ENDPOINT_URL")
+                || name == "AWS_USE_FIPS_ENDPOINT"
+                || name == "AWS_USE_DUALSTACK_ENDPOINT"
+        });
+    if elsewhere {
+        return None;
+    }
+    let region = region?;
+    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+    let host = match service {
+        "iam" if region.starts_with("cn-") => "iam.cn-north-1.amazonaws.com.cn".to_string(),
+        "iam" if region.starts_with("us-gov-") => "iam.us-gov.amazonaws.com".to_string(),
+        "iam" => "iam.amazonaws.com".to_string(),
+        "ecr" => format!("api.ecr.{region}.{suffix}"),
+        service => format!("{service}.{region}.{suffix}"),
     };
     Some(format!("https://{host}"))
 }
@@ -138,7 +156,7 @@ macro_rules! placed {
                 let account = config
                     .app_name()
                     .and_then(|name| name.as_ref().strip_prefix(APP_PREFIX))
-                    .map(|rest| rest.split(EMULATOR_MARK).next().unwrap_or(rest))
+                    .map(|rest| rest.split('-').next().unwrap_or(rest))
                     .unwrap_or("unknown")
                     .to_string();
                 let region = config.region().map_or_else(|| "unknown".to_string(), |region| region.to_string());
@@ -597,8 +615,18 @@ mod tests {
             Some("https://api.ecr.us-east-1.amazonaws.com")
         );
         assert_eq!(endpoint_of(Some(&aws), "iam", Some("us-east-1")).as_deref(), Some("https://iam.amazonaws.com"));
-        // Another endpoint (AWS_ENDPOINT_URL elsewhere) is not encoded: it is not guessed either.
-        assert_eq!(app_name("111111111111", Some("https://proxy.example.com")), "gbg-111111111111");
+        // Another endpoint (a profile's or AWS_ENDPOINT_URL's) is not guessed.
+        let custom = app_name("111111111111", Some("https://proxy.example.com"));
+        assert_eq!(custom, "gbg-111111111111-custom");
+        assert_eq!(endpoint_of(Some(&custom), "s3", Some("eu-central-1")), None);
+        assert_eq!(
+            endpoint_of(Some(&aws), "kms", Some("cn-north-1")).as_deref(),
+            Some("https://kms.cn-north-1.amazonaws.com.cn")
+        );
+        assert_eq!(
+            endpoint_of(Some(&aws), "iam", Some("us-gov-west-1")).as_deref(),
+            Some("https://iam.us-gov.amazonaws.com")
+        );
     }
 
     #[test]

@@ -320,12 +320,24 @@ pub fn dependency_fix(cause: &str, resources: &[Resource], region: &str) -> Opti
 }
 
 /// The resources of stack `name` as CloudFormation lists them now, each with the DeletionPolicy
-/// its template (`template`, the file the plan deploys it from) gives it. DescribeStackResources
-/// returns at most 100 resources, more than any of our stacks holds
+/// the template it was deployed from gives it (GetTemplate, processed: what CloudFormation goes
+/// by, whatever the checkout's file says now; https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_GetTemplate.html).
+/// DescribeStackResources returns at most 100 resources, more than any of our stacks holds
 /// (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackResources.html).
-pub async fn resources(aws: &Aws, account: &str, region: &str, name: &str, template: &Path) -> Result<Vec<Resource>> {
-    let policies = deletion_policies(&Template::load(template)?);
+pub async fn resources(aws: &Aws, account: &str, region: &str, name: &str) -> Result<Vec<Resource>> {
     let client = aws.cloudformation(account, region).await?;
+    let deployed = client
+        .get_template()
+        .stack_name(name)
+        .template_stage(aws_sdk_cloudformation::types::TemplateStage::Processed)
+        .send()
+        .await
+        .aws(&client)
+        .with_context(|| format!("reading the template stack {name} was deployed from"))?;
+    let body = deployed.template_body().unwrap_or_default();
+    let policies = deletion_policies(
+        &Template::parse(Path::new(name), body).with_context(|| format!("reading the deployed template of {name}"))?,
+    );
     let reply = client
         .describe_stack_resources()
         .stack_name(name)

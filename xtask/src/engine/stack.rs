@@ -304,6 +304,14 @@ impl Stacks {
             && state.status != StackStatus::ReviewInProgress
             && !stuck(state)
         {
+            // Any other operation in progress on the emulator is stuck too; only its reset helps.
+            if self.emulator {
+                bail!(
+                    "stack {} is {} in the emulator, which runs every operation at once, so it will not leave that state (an emulator gap); `cargo xtask local down` resets the emulator, then run the command again",
+                    request.name,
+                    state.status
+                );
+            }
             progress.update(format!("waiting for {} to finish", state.status));
             current = Some(self.wait_stable(&request.name, progress).await?);
         }
@@ -346,8 +354,10 @@ impl Stacks {
             Method::ChangeSet => self.send_change_set(request, exists, progress).await,
         };
         let sent = match sent {
+            // The change set ran (or the emulator listed none for a request whose hash differs):
+            // either way the stack changes, whatever moto answers the second send.
             Ok(true) if method == Method::ChangeSet && self.emulator => {
-                self.send_again_to_emulator(request, progress).await.map(|()| true)
+                self.send_again_to_emulator(request, progress).await.map(|_| true)
             }
             other => other,
         };
@@ -401,13 +411,13 @@ impl Stacks {
     /// Against the emulator, after its change set ran (or listed nothing for a request whose hash
     /// differs): the same request once more through UpdateStack, which moto applies to the
     /// stack's record (`EMULATOR_CHANGE_SET`).
-    async fn send_again_to_emulator(&self, request: &StackRequest, progress: &Progress) -> Result<()> {
+    async fn send_again_to_emulator(&self, request: &StackRequest, progress: &Progress) -> Result<bool> {
         let state = self.wait_stable(&request.name, progress).await?;
         if !matches!(state.status, StackStatus::CreateComplete | StackStatus::UpdateComplete) {
             bail!("the change set left the stack in {}", state.status);
         }
         progress.update("UpdateStack (the emulator's change sets leave the stack's outputs as they were)");
-        self.send_direct(request, true, progress).await.map(|_| ())
+        self.send_direct(request, true, progress).await
     }
 
     /// CreateStack or UpdateStack. Returns false when there was nothing to update.

@@ -349,8 +349,10 @@ pub async fn remove(aws: &Aws, deployed: &Deployed, progress: Option<&Progress>)
                 name: name.clone(),
                 outcome: String::new(),
             };
-            if resource["DeletionPolicy"] == "Retain" {
-                row.outcome = "kept: its DeletionPolicy is Retain, as CloudFormation keeps it on AWS".into();
+            // RetainExceptOnCreate behaves as Retain for every operation but the one that created
+            // the resource (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html).
+            if let Some(policy @ ("Retain" | "RetainExceptOnCreate")) = resource["DeletionPolicy"].as_str() {
+                row.outcome = format!("kept: its DeletionPolicy is {policy}, as CloudFormation keeps it on AWS");
                 removed.push(row);
                 continue;
             }
@@ -736,7 +738,9 @@ fn pipeline(properties: Value) -> Result<(aws_sdk_codepipeline::types::PipelineD
     for mut entry in props.objects("ArtifactStores")? {
         let region = entry.required("Region")?;
         let single = entry.object("ArtifactStore")?.context("an ArtifactStores entry has no ArtifactStore")?;
-        stores.insert(region, store(single)?);
+        if stores.insert(region.clone(), store(single)?).is_some() {
+            anyhow::bail!("ArtifactStores names region {region} twice; a pipeline has one artifact store per region");
+        }
         entry.done()?;
     }
     if !stores.is_empty() {

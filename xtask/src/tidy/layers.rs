@@ -84,42 +84,96 @@ pub fn module_of_file(path: &Path) -> String {
 }
 
 /// The modules `text` imports through `crate::`, with the 1-based line of the first import of each.
+/// Comments are skipped; a `#[cfg(test)]` item is skipped, and a `#[cfg(test)]` module ends the
+/// reading (the tests may reach anywhere). Every path of a use tree counts, groups included, over
+/// as many lines as they take: `crate::{a, b::{c, d}}` imports `a`, `b` (or `b::c` and `b::d` where
+/// the table names them).
 pub fn imports(text: &str) -> BTreeMap<String, usize> {
-    let code = match text.find("#[cfg(test)]") {
-        Some(index) => &text[..index],
-        None => text,
-    };
-    let mut found = BTreeMap::new();
-    for (index, line) in code.lines().enumerate() {
-        let line = line.trim_start();
-        if line.starts_with("//") {
+    let mut code = String::new();
+    // (byte offset in `code`, 1-based line in `text`) of each line kept.
+    let mut starts: Vec<(usize, usize)> = Vec::new();
+    let mut lines = text.lines().enumerate().peekable();
+    while let Some((index, line)) = lines.next() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("//") {
             continue;
         }
-        let mut rest = line;
-        while let Some(at) = rest.find("crate::") {
-            rest = &rest[at + "crate::".len()..];
-            let paths: Vec<String> = match rest.strip_prefix('{') {
-                // `crate::{a, b::c}` on this line: the group's top-level items.
-                Some(group) => group.split([',', '}']).map(|item| item.trim().to_string()).collect(),
-                None => vec![rest.to_string()],
-            };
-            for path in paths {
-                let mut segments =
-                    path.split("::").map(|segment| segment.trim_matches(|c: char| !c.is_alphanumeric() && c != '_'));
-                let Some(first) = segments.next().filter(|name| name.starts_with(|c: char| c.is_ascii_lowercase()))
-                else {
-                    continue;
-                };
-                // `local::{daemon, site}`: the group's first item names the module well enough.
-                let second = segments
-                    .next()
-                    .map(|name| name.trim_start_matches('{').split(|c: char| !c.is_alphanumeric() && c != '_').next())
-                    .and_then(|name| name.filter(|name| !name.is_empty()));
-                found.entry(module_of(first, second)).or_insert(index + 1);
+        if trimmed.starts_with("#[cfg(test)]") {
+            let next = lines.peek().map(|(_, next)| next.trim_start()).unwrap_or_default();
+            if next.starts_with("mod ") || next.starts_with("pub mod tests") {
+                break;
             }
+            lines.next();
+            continue;
+        }
+        starts.push((code.len(), index + 1));
+        code.push_str(line);
+        code.push('\n');
+    }
+    let line_at = |offset: usize| starts.iter().rev().find(|(start, _)| *start <= offset).map_or(1, |(_, line)| *line);
+    let mut found = BTreeMap::new();
+    let mut search = 0;
+    while let Some(at) = code[search..].find("crate::") {
+        let start = search + at;
+        search = start + "crate::".len();
+        // Part of a longer name, or `pub(in crate::x)`: not an import.
+        let before = code[..start].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') || code[..start].ends_with("in ") {
+            continue;
+        }
+        let mut paths = Vec::new();
+        use_tree(&code[search..], Vec::new(), &mut paths);
+        for path in paths {
+            let Some(first) = path.first().filter(|name| name.starts_with(|c: char| c.is_ascii_lowercase())) else {
+                continue;
+            };
+            let second = path.get(1).map(String::as_str).filter(|name| *name != "self");
+            found.entry(module_of(first, second)).or_insert_with(|| line_at(start));
         }
     }
     found
+}
+
+/// Reads the use tree at the start of `text` (`a::b`, `a::{b, c::d}`, `{a, b}`, `a as b`, `a::*`),
+/// each path after `prefix` pushed onto `paths`; returns how many bytes it read.
+fn use_tree(text: &str, prefix: Vec<String>, paths: &mut Vec<Vec<String>>) -> usize {
+    let skip_space = |read: usize| read + (text[read..].len() - text[read..].trim_start().len());
+    let mut segments = prefix;
+    let mut read = skip_space(0);
+    loop {
+        if text[read..].starts_with('{') {
+            read += 1;
+            loop {
+                read += use_tree(&text[read..], segments.clone(), paths);
+                read = skip_space(read);
+                if text[read..].starts_with(',') {
+                    read += 1;
+                    continue;
+                }
+                if text[read..].starts_with('}') {
+                    read += 1;
+                }
+                return read;
+            }
+        }
+        let ident: String = text[read..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        if ident.is_empty() {
+            // `a::*` imports from `a`; an empty slot (`{a, }`) imports nothing.
+            if text[read..].starts_with('*') {
+                read += 1;
+                paths.push(segments);
+            }
+            return read;
+        }
+        read += ident.len();
+        segments.push(ident);
+        if text[read..].starts_with("::") {
+            read += 2;
+            continue;
+        }
+        paths.push(segments);
+        return read;
+    }
 }
 
 /// The layer rule over `files` (path under `xtask/src`, text).
@@ -213,6 +267,14 @@ mod tests {
         assert_eq!(
             found,
             vec![("archive".into(), 2), ("aws".into(), 1), ("engine".into(), 3), ("local::moto".into(), 2)]
+        );
+        // Groups over lines, nested, `self`, globs, renames; a doc comment does not end the reading,
+        // a test module does.
+        let text = "//! Says #[cfg(test)] in its docs.\nuse crate::local::{\n    self,\n    site::{Colour, Site},\n};\nuse crate::{output::*, project as facts};\npub(crate) fn f() {}\n#[cfg(test)]\nmod tests {\n    use crate::deploy;\n}\n";
+        let found: Vec<(String, usize)> = imports(text).into_iter().collect();
+        assert_eq!(
+            found,
+            vec![("local".into(), 2), ("local::site".into(), 2), ("output".into(), 6), ("project".into(), 6)]
         );
         assert_eq!(module_of_file(Path::new("local/moto.rs")), "local::moto");
         assert_eq!(module_of_file(Path::new("local.rs")), "local");
